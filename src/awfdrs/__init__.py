@@ -1,0 +1,3 @@
+"""awfdrs: detect failures in tenants' business workflows and remediate them safely."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,114 @@
+"""Settings read once from ``AWFDRS_*`` environment variables.
+
+Nothing is read at import time: call :func:`get_settings` (cached) or :func:`load_settings`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from awfdrs.errors import ConfigError
+
+ENV_PREFIX = "AWFDRS_"
+APP_ROLE = "awfdrs_app"
+
+
+def normalise_database_url(value: str) -> str:
+    """Return ``value`` as a SQLAlchemy URL on the asyncpg driver.
+
+    ``postgresql://`` and ``postgres://`` (what ``psql`` and most platforms hand out) are accepted
+    and switched to ``postgresql+asyncpg://``; any other scheme is refused.
+    """
+    try:
+        url = make_url(value)
+    except ArgumentError as exc:
+        raise ValueError(f"not a database URL ({exc})") from None
+    if url.drivername == "postgres":  # Heroku-style alias that SQLAlchemy no longer knows
+        url = url.set(drivername="postgresql")
+    if url.get_backend_name() != "postgresql":
+        raise ValueError(f"must be a PostgreSQL URL, got scheme {url.drivername!r}")
+    if url.get_driver_name() not in ("asyncpg", "psycopg2", "psycopg"):
+        raise ValueError(f"unsupported driver {url.get_driver_name()!r}; use postgresql://")
+    return url.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+
+
+def asyncpg_dsn(url: str) -> str:
+    """The same database as a plain libpq DSN, for tools that speak asyncpg directly."""
+    parsed: URL = make_url(url)
+    return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+class Settings(BaseSettings):
+    """Everything a worker, a client or the CLI needs to find PostgreSQL and Temporal."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    database_url: str | None = Field(
+        default=None, description="Application role (awfdrs_app); RLS applies to it."
+    )
+    migration_database_url: str | None = Field(
+        default=None, description="Owner role for migrations; defaults to DATABASE_URL."
+    )
+    db_pool_size: int = Field(default=10, ge=1, le=1000)
+    db_max_overflow: int = Field(default=10, ge=0, le=1000)
+    db_pool_timeout: float = Field(default=30.0, gt=0)
+    temporal_address: str = Field(default="127.0.0.1:7233", min_length=3)
+    temporal_namespace: str = Field(default="default", min_length=1)
+    task_queue: str = Field(default="awfdrs", min_length=1)
+    analyzer: str = Field(
+        default="awfdrs.analysis.rules:RulesAnalyzer",
+        pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
+        description="module:Class of the Analyzer that turns incidents into decisions.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "json", "console"] = "auto"
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+
+    @field_validator("database_url", "migration_database_url")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        return None if value in (None, "") else normalise_database_url(value)
+
+    @field_validator("temporal_address")
+    @classmethod
+    def _temporal_address(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("must be host:port, e.g. 127.0.0.1:7233")
+        return value
+
+    def require_database_url(self) -> str:
+        """The application URL, or a :class:`ConfigError` saying which variable to set."""
+        if self.database_url is None:
+            raise ConfigError(f"{ENV_PREFIX}DATABASE_URL is not set")
+        return self.database_url
+
+    def effective_migration_url(self) -> str:
+        """Where migrations run: MIGRATION_DATABASE_URL, else DATABASE_URL."""
+        if self.migration_database_url is not None:
+            return self.migration_database_url
+        return self.require_database_url()
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment now; a bad value raises :class:`ConfigError` naming its variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "?"
+            problems.append(f"{ENV_PREFIX}{field.upper()}: {error['msg']}")
+        raise ConfigError("; ".join(problems)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read on first use."""
+    return load_settings()

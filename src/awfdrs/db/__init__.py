@@ -1,0 +1,1 @@
+"""PostgreSQL data layer: models, repositories, sessions."""

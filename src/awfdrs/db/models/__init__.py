@@ -1,0 +1,24 @@
+"""The eight tables; importing this package registers them all on ``Base.metadata``."""
+
+from awfdrs.db.base import Base, BaseModel
+from awfdrs.db.models.actions import Action
+from awfdrs.db.models.decisions import Decision
+from awfdrs.db.models.events import Event
+from awfdrs.db.models.incidents import Incident
+from awfdrs.db.models.kill_switches import KillSwitch
+from awfdrs.db.models.tenants import Tenant
+from awfdrs.db.models.vendors import Vendor
+from awfdrs.db.models.workflows import Workflow
+
+__all__ = [
+    "Action",
+    "Base",
+    "BaseModel",
+    "Decision",
+    "Event",
+    "Incident",
+    "KillSwitch",
+    "Tenant",
+    "Vendor",
+    "Workflow",
+]

@@ -1,0 +1,31 @@
+"""One repository per aggregate; tenant scope fixed at construction (vendors are global)."""
+
+from awfdrs.db.repositories.actions import ActionRepository
+from awfdrs.db.repositories.decisions import DecisionRepository
+from awfdrs.db.repositories.events import EventRepository, NewEvent
+from awfdrs.db.repositories.incidents import (
+    FailureGroup,
+    IncidentRepository,
+    IncidentTouch,
+    Recovery,
+)
+from awfdrs.db.repositories.kill_switches import KillSwitchRepository
+from awfdrs.db.repositories.tenants import TenantDirectory, TenantRepository
+from awfdrs.db.repositories.vendors import VendorRepository
+from awfdrs.db.repositories.workflows import WorkflowRepository
+
+__all__ = [
+    "ActionRepository",
+    "DecisionRepository",
+    "EventRepository",
+    "FailureGroup",
+    "IncidentRepository",
+    "IncidentTouch",
+    "KillSwitchRepository",
+    "NewEvent",
+    "Recovery",
+    "TenantDirectory",
+    "TenantRepository",
+    "VendorRepository",
+    "WorkflowRepository",
+]

@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, literal_column, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.sql.dml import ReturningInsert
+
+from awfdrs.db.models import Action, Incident
+from awfdrs.db.repositories.base import BaseRepository, MutableMixin
+from awfdrs.enums import ActionStatus, ActionType
+
+
+class ActionRepository(MutableMixin[Action], BaseRepository[Action]):
+    """Remediation actions of the tenant and their guarded status moves."""
+
+    model = Action
+
+    async def add_once(self, **values: Any) -> Action:
+        """Insert an action with a caller-chosen ``id``, or return the existing one (retries)."""
+        values = self._stamp(values)
+        stmt: ReturningInsert[Any] = (
+            insert(Action)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=[Action.id])
+            .returning(literal_column("1"))
+        )
+        await self.session.execute(stmt)
+        return await self.get(values["id"])
+
+    async def list_for_incident(self, incident_id: uuid.UUID) -> Sequence[Action]:
+        stmt = (
+            self._select()
+            .where(Action.incident_id == incident_id)
+            .order_by(Action.created_at, Action.id)
+        )
+        return (await self.session.execute(stmt)).scalars().all()
+
+    async def claim(self, action_id: uuid.UUID) -> Action | None:
+        """Move PENDING (or a crashed IN_PROGRESS) to IN_PROGRESS and count the attempt.
+
+        None when the action already reached SUCCEEDED or FAILED: it must not run again.
+        ``started_at`` keeps the first attempt's time.
+        """
+        scoped = self._where_id(action_id).whereclause
+        assert scoped is not None
+        stmt = (
+            update(Action)
+            .where(scoped, Action.status.in_([ActionStatus.PENDING, ActionStatus.IN_PROGRESS]))
+            .values(
+                status=ActionStatus.IN_PROGRESS,
+                attempts=Action.attempts + 1,
+                started_at=func.coalesce(Action.started_at, func.clock_timestamp()),
+            )
+            .returning(Action)
+            .execution_options(synchronize_session=False, populate_existing=True)
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def finish(
+        self,
+        action_id: uuid.UUID,
+        *,
+        status: ActionStatus,
+        result: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> Action | None:
+        """Record the final outcome once; None when the action had already finished."""
+        if not status.is_final:
+            raise ValueError(f"{status} is not a final status")
+        scoped = self._where_id(action_id).whereclause
+        assert scoped is not None
+        stmt = (
+            update(Action)
+            .where(scoped, Action.status.in_([ActionStatus.PENDING, ActionStatus.IN_PROGRESS]))
+            .values(
+                status=status,
+                result=result,
+                error=error,
+                finished_at=func.clock_timestamp(),
+            )
+            .returning(Action)
+            .execution_options(synchronize_session=False, populate_existing=True)
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def record_attempt_error(self, action_id: uuid.UUID, error: str) -> None:
+        """Note a transient failure on an IN_PROGRESS action; Temporal will try again."""
+        await self.update_where(action_id, error=error)
+
+    async def outcome_counts(self, signature: str, action_type: ActionType) -> tuple[int, int]:
+        """(succeeded, failed) actions of ``action_type`` on incidents of ``signature``."""
+        stmt = (
+            select(Action.status, func.count())
+            .join(Incident, Incident.id == Action.incident_id)
+            .where(
+                Action.tenant_id == self.tenant_id,
+                Incident.tenant_id == self.tenant_id,
+                Incident.signature == signature,
+                Action.action_type == action_type,
+                Action.status.in_([ActionStatus.SUCCEEDED, ActionStatus.FAILED]),
+            )
+            .group_by(Action.status)
+        )
+        counts = {ActionStatus(s): int(n) for s, n in (await self.session.execute(stmt)).all()}
+        return counts.get(ActionStatus.SUCCEEDED, 0), counts.get(ActionStatus.FAILED, 0)

@@ -1,0 +1,150 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import any_, bindparam, func, text
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.types import String
+
+from awfdrs.db.models import Event
+from awfdrs.db.repositories.base import BaseRepository
+from awfdrs.enums import EventOutcome, Severity
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """A validated event ready to be stored; ``payload_json`` is its payload serialised once."""
+
+    workflow_id: uuid.UUID
+    event_type: str
+    outcome: EventOutcome
+    payload_json: str
+    idempotency_key: str
+    occurred_at: datetime
+    severity: Severity | None
+    signature: str | None
+    fingerprint_version: int | None
+    payload_hash: str
+    correlation_id: str | None
+
+
+# One statement for the whole batch: the arrays are unnested server-side, so the statement text
+# (and its prepared plan) is the same whatever the batch size.
+_INSERT_MANY = text(
+    """
+    INSERT INTO events (tenant_id, workflow_id, event_type, outcome, payload, idempotency_key,
+                        occurred_at, severity, signature, fingerprint_version, payload_hash,
+                        correlation_id)
+    SELECT CAST(:tenant_id AS uuid), u.workflow_id, u.event_type, u.outcome,
+           CAST(u.payload AS jsonb), u.idempotency_key, u.occurred_at, u.severity, u.signature,
+           u.fingerprint_version, u.payload_hash, u.correlation_id
+    FROM unnest(CAST(:workflow_ids AS uuid[]), CAST(:event_types AS text[]),
+                CAST(:outcomes AS text[]), CAST(:payloads AS text[]), CAST(:keys AS text[]),
+                CAST(:occurred AS timestamptz[]), CAST(:severities AS text[]),
+                CAST(:signatures AS text[]), CAST(:versions AS smallint[]),
+                CAST(:hashes AS text[]), CAST(:correlation_ids AS text[]))
+         AS u(workflow_id, event_type, outcome, payload, idempotency_key, occurred_at, severity,
+              signature, fingerprint_version, payload_hash, correlation_id)
+    ORDER BY u.idempotency_key
+    ON CONFLICT ON CONSTRAINT uq_events_tenant_id_idempotency_key DO NOTHING
+    RETURNING idempotency_key
+    """
+)
+
+
+class EventRepository(BaseRepository[Event]):
+    """The tenant's immutable event log: insert and read, never update or delete."""
+
+    model = Event
+
+    async def insert_new(self, rows: Sequence[NewEvent]) -> set[str]:
+        """Insert every row whose idempotency key is new; return the keys really inserted.
+
+        Existing keys are left untouched (``ON CONFLICT DO NOTHING``), so a redelivered batch
+        inserts nothing. Rows go in key order, so two concurrent batches sharing keys wait on
+        each other instead of deadlocking. Keys must be unique within ``rows``.
+        """
+        if not rows:
+            return set()
+        result = await self.session.execute(
+            _INSERT_MANY,
+            {
+                "tenant_id": str(self.tenant_id),
+                "workflow_ids": [r.workflow_id for r in rows],
+                "event_types": [r.event_type for r in rows],
+                "outcomes": [r.outcome.value for r in rows],
+                "payloads": [r.payload_json for r in rows],
+                "keys": [r.idempotency_key for r in rows],
+                "occurred": [r.occurred_at for r in rows],
+                "severities": [r.severity.value if r.severity else None for r in rows],
+                "signatures": [r.signature for r in rows],
+                "versions": [r.fingerprint_version for r in rows],
+                "hashes": [r.payload_hash for r in rows],
+                "correlation_ids": [r.correlation_id for r in rows],
+            },
+        )
+        return {row[0] for row in result}
+
+    async def payload_hashes(self, keys: Collection[str]) -> dict[str, str]:
+        """Stored ``payload_hash`` by idempotency key, for the keys that exist."""
+        if not keys:
+            return {}
+        wanted = bindparam("keys", list(keys), type_=ARRAY(String))
+        stmt = self._scoped(Event.idempotency_key, Event.payload_hash).where(
+            Event.idempotency_key == any_(wanted)
+        )
+        return dict((await self.session.execute(stmt)).all())
+
+    async def get_by_idempotency_key(self, idempotency_key: str) -> Event | None:
+        stmt = self._select().where(Event.idempotency_key == idempotency_key)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def get_recent_events(
+        self, workflow_id: uuid.UUID, *, hours: float = 24, limit: int = 100
+    ) -> Sequence[Event]:
+        """The workflow's events of the last ``hours``, newest first (ix_events_tenant_workflow)."""
+        cutoff = datetime.now(UTC) - timedelta(hours=hours)
+        stmt = (
+            self._select()
+            .where(Event.workflow_id == workflow_id, Event.occurred_at >= cutoff)
+            .order_by(Event.occurred_at.desc())
+            .limit(limit)
+        )
+        return (await self.session.execute(stmt)).scalars().all()
+
+    async def count_events(self, workflow_id: uuid.UUID | None = None) -> int:
+        """Events of the tenant, or of one of its workflows."""
+        stmt = self._scoped(func.count())
+        if workflow_id is not None:
+            stmt = stmt.where(Event.workflow_id == workflow_id)
+        return int((await self.session.execute(stmt)).scalar_one())
+
+    async def list_for_signature(
+        self,
+        signature: str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+    ) -> Sequence[Event]:
+        """Failures of one signature in time order, optionally within ``[since, until]``."""
+        stmt = self._select().where(Event.signature == signature)
+        if since is not None:
+            stmt = stmt.where(Event.received_at >= since)
+        if until is not None:
+            stmt = stmt.where(Event.received_at <= until)
+        stmt = stmt.order_by(Event.occurred_at, Event.id).limit(limit)
+        return (await self.session.execute(stmt)).scalars().all()
+
+    async def latest_for_signature(self, signature: str) -> Event | None:
+        """The most recent failure of a signature: the one analysis and retries work from."""
+        stmt = (
+            self._select()
+            .where(Event.signature == signature)
+            .order_by(Event.occurred_at.desc(), Event.id.desc())
+            .limit(1)
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none()

@@ -1,0 +1,276 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, text, update
+from sqlalchemy.exc import IntegrityError
+
+from awfdrs.db.models import Incident
+from awfdrs.db.repositories.base import BaseRepository, MutableMixin, as_conflict
+from awfdrs.enums import OPEN_INCIDENT_STATUSES, SEVERITY_ORDER, IncidentStatus, Severity
+from awfdrs.errors import NotFoundError
+
+
+@dataclass(frozen=True, slots=True)
+class FailureGroup:
+    """The failures of one signature among a batch's newly inserted events."""
+
+    signature: str
+    workflow_id: uuid.UUID
+    operation: str
+    title: str
+    count: int
+    first_seen_at: datetime
+    last_seen_at: datetime
+    severity: Severity
+    correlation_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentTouch:
+    """What an upsert did to one incident; ``prior_severity`` is None for a new incident."""
+
+    id: uuid.UUID
+    signature: str
+    status: IncidentStatus
+    severity: Severity
+    prior_severity: Severity | None
+    opened: bool
+    event_count: int
+    regression_of: uuid.UUID | None
+
+
+@dataclass(frozen=True, slots=True)
+class Recovery:
+    incident_id: uuid.UUID
+    status: IncidentStatus
+    recovered_at: datetime
+
+
+# All CTEs read one snapshot: ``prior`` is the state before this statement, ``latest`` decides
+# between counting on an IGNORED incident, updating the open one (the ON CONFLICT arbiter is the
+# partial unique index) and opening a new one that links a RESOLVED predecessor. Rows are taken
+# in signature order so concurrent batches lock in the same order.
+_UPSERT = text(
+    """
+    WITH batch AS (
+        SELECT * FROM unnest(CAST(:signatures AS text[]), CAST(:workflow_ids AS uuid[]),
+                             CAST(:operations AS text[]), CAST(:titles AS text[]),
+                             CAST(:counts AS integer[]), CAST(:first_seen AS timestamptz[]),
+                             CAST(:last_seen AS timestamptz[]), CAST(:severities AS text[]),
+                             CAST(:correlation_ids AS text[]))
+            AS b(signature, workflow_id, operation, title, n, first_seen_at, last_seen_at,
+                 severity, correlation_id)
+    ),
+    latest AS (
+        SELECT DISTINCT ON (i.signature) i.id, i.signature, i.status
+        FROM incidents i JOIN batch b ON b.signature = i.signature
+        WHERE i.tenant_id = CAST(:tenant_id AS uuid)
+        ORDER BY i.signature, i.created_at DESC, i.id DESC
+    ),
+    prior AS (
+        SELECT i.id, i.severity
+        FROM incidents i JOIN batch b ON b.signature = i.signature
+        WHERE i.tenant_id = CAST(:tenant_id AS uuid)
+          AND i.status IN ('NEW', 'ANALYZING', 'ACTIONED')
+    ),
+    ignored AS (
+        UPDATE incidents i
+        SET event_count = i.event_count + b.n,
+            last_seen_at = greatest(i.last_seen_at, b.last_seen_at)
+        FROM batch b JOIN latest l ON l.signature = b.signature AND l.status = 'IGNORED'
+        WHERE i.id = l.id
+        RETURNING i.id, i.signature, i.status, i.severity, i.event_count, i.regression_of,
+                  false AS opened
+    ),
+    upserted AS (
+        INSERT INTO incidents AS i (tenant_id, workflow_id, signature, operation, title, status,
+                                    severity, event_count, first_seen_at, last_seen_at,
+                                    regression_of, correlation_id)
+        SELECT CAST(:tenant_id AS uuid), b.workflow_id, b.signature, b.operation, b.title, 'NEW',
+               b.severity, b.n, b.first_seen_at, b.last_seen_at,
+               CASE WHEN l.status = 'RESOLVED' THEN l.id END, b.correlation_id
+        FROM batch b LEFT JOIN latest l ON l.signature = b.signature
+        WHERE l.status IS DISTINCT FROM 'IGNORED'
+        ORDER BY b.signature
+        ON CONFLICT (tenant_id, signature) WHERE status IN ('NEW', 'ANALYZING', 'ACTIONED')
+        DO UPDATE SET
+            event_count = i.event_count + excluded.event_count,
+            first_seen_at = least(i.first_seen_at, excluded.first_seen_at),
+            last_seen_at = greatest(i.last_seen_at, excluded.last_seen_at),
+            severity = CASE
+                WHEN array_position(CAST(:severity_order AS text[]), excluded.severity)
+                   > array_position(CAST(:severity_order AS text[]), i.severity)
+                THEN excluded.severity ELSE i.severity END
+        RETURNING i.id, i.signature, i.status, i.severity, i.event_count, i.regression_of,
+                  (i.xmax = 0) AS opened
+    )
+    SELECT u.id, u.signature, u.status, u.severity, p.severity AS prior_severity, u.opened,
+           u.event_count, u.regression_of
+    FROM upserted u LEFT JOIN prior p ON p.id = u.id
+    UNION ALL
+    SELECT g.id, g.signature, g.status, g.severity, g.severity, g.opened, g.event_count,
+           g.regression_of
+    FROM ignored g
+    """
+)
+
+_RECOVERIES = text(
+    """
+    SELECT i.id, i.status, s.occurred_at
+    FROM unnest(CAST(:workflow_ids AS uuid[]), CAST(:operations AS text[]),
+                CAST(:occurred AS timestamptz[])) AS s(workflow_id, operation, occurred_at)
+    JOIN incidents i ON i.workflow_id = s.workflow_id AND i.operation = s.operation
+    WHERE i.tenant_id = CAST(:tenant_id AS uuid)
+      AND i.status IN ('NEW', 'ANALYZING', 'ACTIONED')
+      AND s.occurred_at >= i.last_seen_at
+    """
+)
+
+
+class IncidentRepository(MutableMixin[Incident], BaseRepository[Incident]):
+    """Incidents of the tenant, and the set-based upsert ingest runs them through."""
+
+    model = Incident
+
+    async def upsert_failures(self, groups: Sequence[FailureGroup]) -> list[IncidentTouch]:
+        """Count ``groups`` onto incidents in one statement; return what happened to each.
+
+        Per signature: the open incident gains the count (severity only ever rises); else, when
+        the latest incident is IGNORED, it gains the count and nothing opens; else a NEW incident
+        opens, with ``regression_of`` set when the latest one was RESOLVED. Signatures must be
+        unique within ``groups``; the caller passes only events that were really inserted.
+        """
+        if not groups:
+            return []
+        ordered = sorted(groups, key=lambda g: g.signature)
+        result = await self.session.execute(
+            _UPSERT,
+            {
+                "tenant_id": str(self.tenant_id),
+                "signatures": [g.signature for g in ordered],
+                "workflow_ids": [g.workflow_id for g in ordered],
+                "operations": [g.operation for g in ordered],
+                "titles": [g.title for g in ordered],
+                "counts": [g.count for g in ordered],
+                "first_seen": [g.first_seen_at for g in ordered],
+                "last_seen": [g.last_seen_at for g in ordered],
+                "severities": [g.severity.value for g in ordered],
+                "correlation_ids": [g.correlation_id for g in ordered],
+                "severity_order": [s.value for s in SEVERITY_ORDER],
+            },
+        )
+        return [
+            IncidentTouch(
+                id=row.id,
+                signature=row.signature,
+                status=IncidentStatus(row.status),
+                severity=Severity(row.severity),
+                prior_severity=Severity(row.prior_severity) if row.prior_severity else None,
+                opened=bool(row.opened),
+                event_count=row.event_count,
+                regression_of=row.regression_of,
+            )
+            for row in result
+        ]
+
+    async def find_recoveries(
+        self, successes: Collection[tuple[uuid.UUID, str, datetime]]
+    ) -> list[Recovery]:
+        """Open incidents that a success of ``(workflow_id, operation, occurred_at)`` recovers.
+
+        A success counts only when it is not older than the incident's last failure.
+        """
+        if not successes:
+            return []
+        rows = list(successes)
+        result = await self.session.execute(
+            _RECOVERIES,
+            {
+                "tenant_id": str(self.tenant_id),
+                "workflow_ids": [r[0] for r in rows],
+                "operations": [r[1] for r in rows],
+                "occurred": [r[2] for r in rows],
+            },
+        )
+        return [Recovery(row.id, IncidentStatus(row.status), row.occurred_at) for row in result]
+
+    async def find_open_by_signature(self, signature: str) -> Incident | None:
+        stmt = self._select().where(
+            Incident.signature == signature, Incident.status.in_(OPEN_INCIDENT_STATUSES)
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def latest_for_signature(self, signature: str) -> Incident | None:
+        stmt = (
+            self._select()
+            .where(Incident.signature == signature)
+            .order_by(Incident.created_at.desc(), Incident.id.desc())
+            .limit(1)
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def get_incidents_paginated(
+        self, page: int = 1, page_size: int = 20, *, status: IncidentStatus | None = None
+    ) -> Sequence[Incident]:
+        """One page, newest first; ``page`` counts from 1."""
+        if page < 1 or page_size < 1:
+            raise ValueError("page and page_size start at 1")
+        stmt = self._select()
+        if status is not None:
+            stmt = stmt.where(Incident.status == status)
+        stmt = stmt.order_by(Incident.created_at.desc(), Incident.id.desc())
+        stmt = stmt.offset((page - 1) * page_size).limit(page_size)
+        return (await self.session.execute(stmt)).scalars().all()
+
+    async def get_incidents_by_status(
+        self, status: IncidentStatus, *, limit: int = 100
+    ) -> Sequence[Incident]:
+        stmt = (
+            self._select()
+            .where(Incident.status == status)
+            .order_by(Incident.created_at.desc(), Incident.id.desc())
+            .limit(limit)
+        )
+        return (await self.session.execute(stmt)).scalars().all()
+
+    async def count_by_status(self) -> dict[IncidentStatus, int]:
+        stmt = self._scoped(Incident.status, func.count()).group_by(Incident.status)
+        counts = dict.fromkeys(IncidentStatus, 0)
+        for status, count in (await self.session.execute(stmt)).all():
+            counts[IncidentStatus(status)] = int(count)
+        return counts
+
+    async def transition(
+        self,
+        incident_id: uuid.UUID,
+        *,
+        expected: Collection[IncidentStatus],
+        to: IncidentStatus,
+        **values: Any,
+    ) -> Incident | None:
+        """Move to ``to`` only from one of ``expected``; None when the incident was elsewhere.
+
+        The guard is in the UPDATE's WHERE clause, so two racing transitions cannot both win.
+        :class:`NotFoundError` when the incident does not exist for this tenant.
+        """
+        scoped = self._where_id(incident_id).whereclause
+        assert scoped is not None
+        stmt = (
+            update(Incident)
+            .where(scoped, Incident.status.in_(list(expected)))
+            .values(status=to, **values)
+            .returning(Incident)
+            .execution_options(synchronize_session=False, populate_existing=True)
+        )
+        try:
+            row = (await self.session.execute(stmt)).scalar_one_or_none()
+        except IntegrityError as exc:
+            raise as_conflict(exc) from exc
+        if row is None and await self.find(incident_id) is None:
+            raise NotFoundError("Incident", incident_id)
+        return row

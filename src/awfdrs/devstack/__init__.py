@@ -1,0 +1,1 @@
+"""Local infrastructure for `make run`, `awfdrs up` and the tests; not for production."""

