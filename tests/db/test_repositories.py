@@ -473,34 +473,45 @@ async def test_action_lifecycle(session: AsyncSession, tenant: TenantRef) -> Non
     assert [a.id for a in await actions.list_for_incident(incident_id)] == [action_id]
 
 
-async def test_action_outcomes_are_counted_per_signature(
+async def test_action_outcomes_count_what_resolved_its_incident(
     session: AsyncSession, tenant: TenantRef
 ) -> None:
     actions = ActionRepository(session, tenant_id=tenant.id)
-    for signature, status in [
-        ("s", ActionStatus.SUCCEEDED),
-        ("s", ActionStatus.SUCCEEDED),
-        ("s", ActionStatus.FAILED),
-        ("t", ActionStatus.FAILED),
-    ]:
-        incident_id = await make_incident(
-            session,
-            tenant,
-            signature,
-            status=IncidentStatus.RESOLVED,
-            resolved_at=datetime.now(UTC),
-        )
-        decision_id = await _decision(session, tenant, incident_id)
-        action = await actions.add(
-            incident_id=incident_id,
-            decision_id=decision_id,
-            action_type=ActionType.RETRY,
-            is_reversible=True,
-        )
-        await actions.finish(action.id, status=status)
-    assert await actions.outcome_counts("s", ActionType.RETRY) == (2, 1)
+    incidents = IncidentRepository(session, tenant_id=tenant.id)
+
+    async def incident_with(signature: str, *statuses: ActionStatus, close: bool) -> None:
+        incident_id = await make_incident(session, tenant, signature)
+        for status in statuses:
+            decision_id = await _decision(session, tenant, incident_id)
+            action = await actions.add(
+                incident_id=incident_id,
+                decision_id=decision_id,
+                action_type=ActionType.RETRY,
+                is_reversible=True,
+            )
+            await actions.finish(action.id, status=status)
+        if close:
+            await incidents.transition(
+                incident_id,
+                expected=[IncidentStatus.NEW],
+                to=IncidentStatus.RESOLVED,
+                resolved_at=datetime.now(UTC),
+            )
+
+    # worked: one retry that resolved it
+    await incident_with("s", ActionStatus.SUCCEEDED, close=True)
+    # a successful call followed by another retry did not work; the second one did
+    await incident_with("s", ActionStatus.SUCCEEDED, ActionStatus.SUCCEEDED, close=True)
+    # a failed retry did not work
+    await incident_with("s", ActionStatus.FAILED, close=True)
+    # still open, nothing after it: not counted yet
+    await incident_with("s", ActionStatus.SUCCEEDED, close=False)
+    await incident_with("t", ActionStatus.FAILED, close=True)
+    assert await actions.outcome_counts("s", ActionType.RETRY) == (2, 2)
     assert await actions.outcome_counts("t", ActionType.RETRY) == (0, 1)
     assert await actions.outcome_counts("s", ActionType.ESCALATE) == (0, 0)
+    [still_open] = await incidents.get_incidents_by_status(IncidentStatus.NEW)
+    assert await actions.outcome_counts("s", ActionType.RETRY, reanalysed=still_open.id) == (2, 3)
 
 
 async def test_kill_switches(session: AsyncSession, tenant: TenantRef) -> None:

@@ -4,13 +4,14 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, literal_column, select, update
+from sqlalchemy import ColumnElement, func, literal_column, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql.dml import ReturningInsert
 
 from awfdrs.db.models import Action, Incident
 from awfdrs.db.repositories.base import BaseRepository, MutableMixin
-from awfdrs.enums import ActionStatus, ActionType
+from awfdrs.enums import ActionStatus, ActionType, IncidentStatus
 
 
 class ActionRepository(MutableMixin[Action], BaseRepository[Action]):
@@ -90,10 +91,36 @@ class ActionRepository(MutableMixin[Action], BaseRepository[Action]):
         """Note a transient failure on an IN_PROGRESS action; Temporal will try again."""
         await self.update_where(action_id, error=error)
 
-    async def outcome_counts(self, signature: str, action_type: ActionType) -> tuple[int, int]:
-        """(succeeded, failed) actions of ``action_type`` on incidents of ``signature``."""
+    async def outcome_counts(
+        self,
+        signature: str,
+        action_type: ActionType,
+        *,
+        reanalysed: uuid.UUID | None = None,
+    ) -> tuple[int, int]:
+        """(worked, did not work) for earlier ``action_type`` actions on ``signature``'s incidents.
+
+        An action worked when it succeeded, nothing was tried after it on its incident, and the
+        incident was RESOLVED; it did not work when it failed or another action had to follow.
+        The actions of ``reanalysed``, the incident being analysed again, did not work either:
+        that is why it is analysed again. Others whose incident is still open are not counted.
+        """
+        later = aliased(Action)
+        followed: ColumnElement[bool] = (
+            select(later.id)
+            .where(later.incident_id == Action.incident_id, later.created_at > Action.created_at)
+            .exists()
+        )
+        succeeded = Action.status == ActionStatus.SUCCEEDED
+        if reanalysed is not None:
+            followed = or_(followed, Action.incident_id == reanalysed)
         stmt = (
-            select(Action.status, func.count())
+            select(
+                func.count().filter(
+                    succeeded, ~followed, Incident.status == IncidentStatus.RESOLVED
+                ),
+                func.count().filter(or_(Action.status == ActionStatus.FAILED, followed)),
+            )
             .join(Incident, Incident.id == Action.incident_id)
             .where(
                 Action.tenant_id == self.tenant_id,
@@ -102,7 +129,6 @@ class ActionRepository(MutableMixin[Action], BaseRepository[Action]):
                 Action.action_type == action_type,
                 Action.status.in_([ActionStatus.SUCCEEDED, ActionStatus.FAILED]),
             )
-            .group_by(Action.status)
         )
-        counts = {ActionStatus(s): int(n) for s, n in (await self.session.execute(stmt)).all()}
-        return counts.get(ActionStatus.SUCCEEDED, 0), counts.get(ActionStatus.FAILED, 0)
+        worked, failed = (await self.session.execute(stmt)).one()
+        return int(worked), int(failed)

@@ -139,6 +139,13 @@ class EventRepository(BaseRepository[Event]):
         stmt = stmt.order_by(Event.occurred_at, Event.id).limit(limit)
         return (await self.session.execute(stmt)).scalars().all()
 
+    async def count_received_since(self, signature: str, since: datetime) -> int:
+        """Failures of ``signature`` received after ``since``: did it fail again?"""
+        stmt = self._scoped(func.count()).where(
+            Event.signature == signature, Event.received_at > since
+        )
+        return int((await self.session.execute(stmt)).scalar_one())
+
     async def latest_for_signature(self, signature: str) -> Event | None:
         """The most recent failure of a signature: the one analysis and retries work from."""
         stmt = (

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, text, update
+from sqlalchemy import String, Uuid, any_, bindparam, func, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 
 from awfdrs.db.models import Incident
@@ -198,6 +199,24 @@ class IncidentRepository(MutableMixin[Incident], BaseRepository[Incident]):
             },
         )
         return [Recovery(row.id, IncidentStatus(row.status), row.occurred_at) for row in result]
+
+    async def find_many(self, ids: Collection[uuid.UUID]) -> Sequence[Incident]:
+        """The incidents among ``ids`` that exist for this tenant."""
+        if not ids:
+            return []
+        wanted = bindparam("ids", list(ids), type_=ARRAY(Uuid))
+        stmt = self._select().where(Incident.id == any_(wanted))
+        return (await self.session.execute(stmt)).scalars().all()
+
+    async def find_open_by_signatures(self, signatures: Collection[str]) -> Sequence[Incident]:
+        """The open incident of each of ``signatures`` that has one."""
+        if not signatures:
+            return []
+        wanted = bindparam("signatures", list(signatures), type_=ARRAY(String))
+        stmt = self._select().where(
+            Incident.signature == any_(wanted), Incident.status.in_(OPEN_INCIDENT_STATUSES)
+        )
+        return (await self.session.execute(stmt)).scalars().all()
 
     async def find_open_by_signature(self, signature: str) -> Incident | None:
         stmt = self._select().where(

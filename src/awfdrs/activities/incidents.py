@@ -1,0 +1,331 @@
+"""Incident activities: analyse and decide, record operators' decisions, verify, close."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio import activity
+
+from awfdrs.analysis import Analyzer, IncidentFacts
+from awfdrs.contracts import (
+    ActionPlan,
+    AnalysisOutcome,
+    AnalyzeCommand,
+    CloseIncident,
+    CloseOutcome,
+    DecideCommand,
+    DecisionSummary,
+    GateVerdict,
+    Payload,
+    TenantSettings,
+    VerifyCommand,
+    VerifyOutcome,
+)
+from awfdrs.db.models import Action, Decision, Event, Incident
+from awfdrs.db.repositories import (
+    ActionRepository,
+    DecisionRepository,
+    EventRepository,
+    IncidentRepository,
+    TenantRepository,
+    VendorRepository,
+)
+from awfdrs.db.session import tenant_session
+from awfdrs.enums import OPEN_INCIDENT_STATUSES, ActionType, IncidentStatus
+from awfdrs.remediation.executors import Executor
+from awfdrs.remediation.gate import Gate, GateInput
+
+
+def summarize(decision: Decision) -> DecisionSummary:
+    return DecisionSummary(
+        decision_id=decision.id,
+        decision_type=decision.decision_type,
+        confidence=decision.confidence_score,
+        reasoning=decision.reasoning,
+        ai_model=decision.ai_model,
+        attempt=decision.attempt,
+        classification=decision.classification,
+        gate=decision.gate,
+        gate_reason=decision.gate_reason,
+        decided_by=decision.decided_by,
+    )
+
+
+def plan(action: Action) -> ActionPlan:
+    return ActionPlan(
+        action_id=action.id,
+        action_type=action.action_type,
+        decision_id=action.decision_id,
+        is_reversible=action.is_reversible,
+    )
+
+
+class _Context:
+    """An incident with what deciding about it needs, loaded in one transaction."""
+
+    def __init__(
+        self,
+        session: AsyncSession,
+        tenant_id: uuid.UUID,
+        incident: Incident,
+        settings: TenantSettings,
+        event: Event | None,
+    ) -> None:
+        self.session = session
+        self.tenant_id = tenant_id
+        self.incident = incident
+        self.settings = settings
+        self.event = event
+        self.payload = Payload.model_validate(event.payload) if event else Payload()
+
+    @classmethod
+    async def load(
+        cls, session: AsyncSession, tenant_id: uuid.UUID, incident: Incident
+    ) -> _Context:
+        tenant = await TenantRepository(session, tenant_id=tenant_id).current()
+        event = await EventRepository(session, tenant_id=tenant_id).latest_for_signature(
+            incident.signature
+        )
+        return cls(
+            session, tenant_id, incident, TenantSettings.model_validate(tenant.settings), event
+        )
+
+    @property
+    def vendor_name(self) -> str | None:
+        return self.payload.error.vendor if self.payload.error else None
+
+    def parameters(self, action_type: ActionType, reasoning: str) -> dict[str, Any]:
+        if action_type is ActionType.RETRY and self.payload.retry is not None:
+            return {
+                "request": self.payload.retry.model_dump(mode="json"),
+                "vendor": self.vendor_name,
+                "event_idempotency_key": self.event.idempotency_key if self.event else None,
+            }
+        if action_type is ActionType.MANUAL:
+            return {"note": reasoning}
+        return {"reason": reasoning}
+
+
+class IncidentActivities:
+    """Built once per worker; the analyzer, executors and gate are injected."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        analyzer: Analyzer,
+        executors: dict[ActionType, Executor],
+        gate: Gate,
+    ) -> None:
+        self._sessions = sessions
+        self._analyzer = analyzer
+        self._executors = executors
+        self._gate = gate
+
+    async def _add_action(
+        self,
+        context: _Context,
+        *,
+        action_id: uuid.UUID,
+        decision_id: uuid.UUID,
+        action_type: ActionType,
+        reasoning: str,
+    ) -> Action:
+        parameters = context.parameters(action_type, reasoning)
+        if action_type is ActionType.RETRY and "request" not in parameters:
+            # An operator approved a retry of something that has no request to replay.
+            action_type, parameters = ActionType.MANUAL, {"note": reasoning}
+        vendor_id = None
+        if action_type is ActionType.RETRY and context.vendor_name:
+            vendor = await VendorRepository(context.session).find_by_name(context.vendor_name)
+            vendor_id = vendor.id if vendor else None
+        return await ActionRepository(context.session, tenant_id=context.tenant_id).add_once(
+            id=action_id,
+            incident_id=context.incident.id,
+            decision_id=decision_id,
+            action_type=action_type,
+            parameters=parameters,
+            vendor_id=vendor_id,
+            is_reversible=self._executors[action_type].is_reversible(parameters),
+        )
+
+    @activity.defn(name="analyze_incident")
+    async def analyze(self, command: AnalyzeCommand) -> AnalysisOutcome:
+        """Move to ANALYZING, record the analyzer's Decision with the gate's verdict, and add
+        the Action (PENDING) when the gate lets it run.
+
+        Idempotent: the ids come from the workflow, so a second run returns the first's rows.
+        """
+        async with tenant_session(self._sessions, command.tenant_id) as session:
+            incidents = IncidentRepository(session, tenant_id=command.tenant_id)
+            incident = await incidents.transition(
+                command.incident_id, expected=OPEN_INCIDENT_STATUSES, to=IncidentStatus.ANALYZING
+            )
+            if incident is None:
+                current = await incidents.get(command.incident_id)
+                return AnalysisOutcome(still_open=False, status=current.status)
+            decisions = DecisionRepository(session, tenant_id=command.tenant_id)
+            actions = ActionRepository(session, tenant_id=command.tenant_id)
+            earlier = await decisions.find(command.decision_id)
+            if earlier is not None:
+                action = await actions.find(command.action_id)
+                return AnalysisOutcome(
+                    still_open=True,
+                    status=incident.status,
+                    decision=summarize(earlier),
+                    verdict=GateVerdict(
+                        act=earlier.gate is None, control=earlier.gate, reason=earlier.gate_reason
+                    ),
+                    action=plan(action) if action else None,
+                )
+            context = await _Context.load(session, command.tenant_id, incident)
+            vendor = (
+                await VendorRepository(session).find_by_name(context.vendor_name)
+                if context.vendor_name
+                else None
+            )
+            successes, failures = await actions.outcome_counts(
+                incident.signature, ActionType.RETRY, reanalysed=incident.id
+            )
+            analysis = await self._analyzer.analyze(
+                IncidentFacts(
+                    incident_id=incident.id,
+                    signature=incident.signature,
+                    operation=incident.operation,
+                    event_type=context.event.event_type if context.event else "",
+                    event_count=incident.event_count,
+                    attempt=command.attempt,
+                    error=context.payload.error,
+                    retry=context.payload.retry,
+                    vendor_name=context.vendor_name,
+                    vendor_registered=vendor is not None,
+                    prior_retry_successes=successes,
+                    prior_retry_failures=failures,
+                    regression_of=incident.regression_of,
+                )
+            )
+            parameters = context.parameters(analysis.decision_type, analysis.reasoning)
+            executor = self._executors[analysis.decision_type]
+            verdict = await self._gate.evaluate(
+                GateInput(
+                    tenant_id=command.tenant_id,
+                    incident_id=incident.id,
+                    workflow_id=incident.workflow_id,
+                    action_type=analysis.decision_type,
+                    confidence=analysis.confidence,
+                    is_reversible=executor.is_reversible(parameters),
+                    settings=context.settings,
+                ),
+                session,
+            )
+            decision = await decisions.add_once(
+                id=command.decision_id,
+                incident_id=incident.id,
+                decision_type=analysis.decision_type,
+                reasoning=analysis.reasoning,
+                confidence_score=analysis.confidence,
+                ai_model=self._analyzer.model,
+                classification=analysis.classification,
+                attempt=command.attempt,
+                gate=verdict.control,
+                gate_reason=verdict.reason,
+                details=analysis.details,
+            )
+            action = None
+            if verdict.act:
+                action = await self._add_action(
+                    context,
+                    action_id=command.action_id,
+                    decision_id=decision.id,
+                    action_type=analysis.decision_type,
+                    reasoning=analysis.reasoning,
+                )
+            return AnalysisOutcome(
+                still_open=True,
+                status=incident.status,
+                decision=summarize(decision),
+                verdict=verdict,
+                action=plan(action) if action else None,
+            )
+
+    @activity.defn(name="record_decision")
+    async def decide(self, command: DecideCommand) -> AnalysisOutcome:
+        """Record a decision the analyzer did not make (an operator's, or the workflow's policy,
+        such as escalating after the last attempt) and add its Action. Idempotent by ids."""
+        async with tenant_session(self._sessions, command.tenant_id) as session:
+            incident = await IncidentRepository(session, tenant_id=command.tenant_id).get(
+                command.incident_id
+            )
+            if not incident.status.is_open:
+                return AnalysisOutcome(still_open=False, status=incident.status)
+            decision = await DecisionRepository(session, tenant_id=command.tenant_id).add_once(
+                id=command.decision_id,
+                incident_id=incident.id,
+                decision_type=command.action_type,
+                reasoning=command.reasoning,
+                confidence_score=command.confidence,
+                ai_model=command.ai_model,
+                attempt=command.attempt,
+                decided_by=command.decided_by,
+            )
+            context = await _Context.load(session, command.tenant_id, incident)
+            action = await self._add_action(
+                context,
+                action_id=command.action_id,
+                decision_id=decision.id,
+                action_type=command.action_type,
+                reasoning=command.reasoning,
+            )
+            return AnalysisOutcome(
+                still_open=True,
+                status=incident.status,
+                decision=summarize(decision),
+                verdict=GateVerdict(act=True),
+                action=plan(action),
+            )
+
+    @activity.defn(name="conclude_verification")
+    async def conclude_verification(self, command: VerifyCommand) -> VerifyOutcome:
+        """RESOLVED when no failure of the signature arrived since the action finished."""
+        async with tenant_session(self._sessions, command.tenant_id) as session:
+            incidents = IncidentRepository(session, tenant_id=command.tenant_id)
+            incident = await incidents.get(command.incident_id)
+            if not incident.status.is_open:
+                return VerifyOutcome(resolved=False, still_open=False, new_failures=0)
+            new_failures = await EventRepository(
+                session, tenant_id=command.tenant_id
+            ).count_received_since(incident.signature, command.since)
+            if new_failures:
+                return VerifyOutcome(resolved=False, still_open=True, new_failures=new_failures)
+            window = timedelta(seconds=command.window_seconds)
+            closed = await incidents.transition(
+                incident.id,
+                expected=OPEN_INCIDENT_STATUSES,
+                to=IncidentStatus.RESOLVED,
+                resolved_at=datetime.now(UTC),
+                resolution=f"verified: no new failures within {window} after the action",
+            )
+            return VerifyOutcome(resolved=closed is not None, still_open=False, new_failures=0)
+
+    @activity.defn(name="close_incident")
+    async def close(self, command: CloseIncident) -> CloseOutcome:
+        """Move an open incident to RESOLVED or IGNORED; a closed one is left as it is."""
+        if command.status.is_open:
+            raise ValueError(f"{command.status} is not a closing status")
+        async with tenant_session(self._sessions, command.tenant_id) as session:
+            incidents = IncidentRepository(session, tenant_id=command.tenant_id)
+            closed = await incidents.transition(
+                command.incident_id,
+                expected=OPEN_INCIDENT_STATUSES,
+                to=command.status,
+                resolved_at=datetime.now(UTC),
+                resolution=command.resolution,
+            )
+            incident = closed or await incidents.get(command.incident_id)
+            return CloseOutcome(
+                status=incident.status,
+                resolution=incident.resolution,
+                closed_now=closed is not None,
+            )

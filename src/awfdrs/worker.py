@@ -1,0 +1,117 @@
+"""The worker process: every awfdrs workflow and activity on one task queue.
+
+Run it as ``awfdrs worker`` or ``python -m awfdrs.worker``; start as many as you like on the same
+task queue. SIGTERM and SIGINT stop polling, let running activities finish (up to the graceful
+shutdown timeout), then exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from awfdrs.activities.actions import ActionActivities
+from awfdrs.activities.incidents import IncidentActivities
+from awfdrs.activities.ingest import IngestActivities
+from awfdrs.analysis import Analyzer, load_analyzer
+from awfdrs.client import connect_temporal
+from awfdrs.config import Settings, load_settings
+from awfdrs.db.session import build_engine, make_sessionmaker
+from awfdrs.remediation.executors import build_executors
+from awfdrs.remediation.gate import default_gate
+from awfdrs.workflows.incident import IncidentWorkflow
+from awfdrs.workflows.ingest import IngestEventsWorkflow
+
+log = logging.getLogger("awfdrs.worker")
+GRACEFUL_SHUTDOWN = timedelta(seconds=15)
+
+
+def build_worker(
+    client: Client,
+    sessions: async_sessionmaker[AsyncSession],
+    http: httpx.AsyncClient,
+    *,
+    task_queue: str,
+    analyzer: Analyzer,
+    max_concurrent_activities: int = 20,
+) -> Worker:
+    """A worker with every workflow and activity, on injected resources (tests build their own)."""
+    executors = build_executors(http)
+    ingest = IngestActivities(sessions, client, task_queue)
+    incidents = IncidentActivities(sessions, analyzer, executors, default_gate())
+    actions = ActionActivities(sessions, executors)
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[IngestEventsWorkflow, IncidentWorkflow],
+        activities=[
+            ingest.ingest_batch,
+            ingest.dispatch_incidents,
+            incidents.analyze,
+            incidents.decide,
+            incidents.conclude_verification,
+            incidents.close,
+            actions.execute,
+            actions.abandon,
+        ],
+        # Each activity holds a pooled connection; more in flight would only queue on the pool.
+        max_concurrent_activities=max_concurrent_activities,
+        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+    )
+
+
+@asynccontextmanager
+async def worker_resources(settings: Settings) -> AsyncIterator[tuple[Worker, Client]]:
+    """Engine, session factory, HTTP client and Temporal client, built once and closed after."""
+    engine = build_engine(settings.require_database_url(), settings)
+    try:
+        client = await connect_temporal(settings)
+        async with httpx.AsyncClient() as http:
+            yield (
+                build_worker(
+                    client,
+                    make_sessionmaker(engine),
+                    http,
+                    task_queue=settings.task_queue,
+                    analyzer=load_analyzer(settings.analyzer),
+                    max_concurrent_activities=settings.db_pool_size + settings.db_max_overflow,
+                ),
+                client,
+            )
+    finally:
+        await engine.dispose()
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Poll until SIGTERM / SIGINT (or ``stop`` is set), then shut down gracefully."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with worker_resources(settings) as (worker, _client), worker:
+        log.info(
+            "worker polling task queue %s on %s", settings.task_queue, settings.temporal_address
+        )
+        await stop.wait()
+        log.info("shutting down: finishing running activities")
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    asyncio.run(run_worker(load_settings()))
+    # The SDK's native runtime may abort the interpreter at exit (sdk-python issue 300).
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

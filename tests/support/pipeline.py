@@ -1,0 +1,133 @@
+"""A running awfdrs in-process: worker on a fresh task queue, real PostgreSQL and Temporal."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from awfdrs.client import AwfdrsClient
+from awfdrs.contracts import IncidentSnapshot
+from awfdrs.db.models import Incident
+from awfdrs.db.repositories import IncidentRepository, TenantRepository, VendorRepository
+from awfdrs.db.session import tenant_session
+from awfdrs.enums import IncidentStatus
+from tests.support.factories import TenantRef, make_tenant
+
+T = TypeVar("T")
+
+FAST_SETTINGS: dict[str, Any] = {
+    "grouping_window_seconds": 0.5,
+    "verification_window_seconds": 1.0,
+    "approval_timeout_seconds": 60,
+    "action_timeout_seconds": 5,
+    "action_retry_initial_seconds": 0.1,
+    "action_max_attempts": 4,
+    "max_attempts": 2,
+}
+
+
+@dataclass
+class Stack:
+    client: AwfdrsClient
+    sessions: async_sessionmaker[AsyncSession]
+    vendor_url: str
+    webhook_url: str
+
+    async def tenant(self, **settings: Any) -> TenantRef:
+        merged = {
+            **FAST_SETTINGS,
+            "escalation_webhook_url": self.webhook_url,
+            "escalation_routing_key": "rk-test",
+            **settings,
+        }
+        return await make_tenant(self.sessions, settings=merged)
+
+    async def vendor(self, name: str | None = None) -> str:
+        name = name or f"vendor-{uuid.uuid4().hex[:10]}"
+        async with self.sessions() as session, session.begin():
+            await VendorRepository(session).add(name=name, base_url=self.vendor_url)
+        return name
+
+    async def set_settings(self, tenant: TenantRef, **settings: Any) -> None:
+        async with tenant_session(self.sessions, tenant.id) as session:
+            tenants = TenantRepository(session, tenant_id=tenant.id)
+            row = await tenants.current()
+            await tenants.update(row, settings={**row.settings, **settings})
+
+    async def incidents(self, tenant: TenantRef) -> list[Incident]:
+        async with tenant_session(self.sessions, tenant.id) as session:
+            return list(await IncidentRepository(session, tenant_id=tenant.id).list(limit=1000))
+
+    async def incident(self, tenant: TenantRef, incident_id: uuid.UUID) -> Incident:
+        async with tenant_session(self.sessions, tenant.id) as session:
+            return await IncidentRepository(session, tenant_id=tenant.id).get(incident_id)
+
+    async def wait_status(
+        self,
+        tenant: TenantRef,
+        incident_id: uuid.UUID,
+        *statuses: IncidentStatus,
+        within: float = 30.0,
+    ) -> Incident:
+        async def reached() -> Incident | None:
+            incident = await self.incident(tenant, incident_id)
+            return incident if incident.status in statuses else None
+
+        return await eventually(reached, within, f"incident {incident_id} to reach {statuses}")
+
+    async def wait_snapshot(
+        self,
+        incident_id: uuid.UUID,
+        predicate: Callable[[IncidentSnapshot], bool],
+        within: float = 30.0,
+    ) -> IncidentSnapshot:
+        async def check() -> IncidentSnapshot | None:
+            try:
+                snapshot = await self.client.snapshot(incident_id)
+            except Exception:  # the workflow may not have started yet
+                return None
+            return snapshot if predicate(snapshot) else None
+
+        return await eventually(check, within, f"incident {incident_id} snapshot condition")
+
+
+async def eventually(probe: Callable[[], Awaitable[T | None]], within: float, what: str) -> T:
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        value = await probe()
+        if value is not None:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out after {within}s waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+def event(
+    tenant: TenantRef,
+    key: str,
+    event_type: str = "payment.failed",
+    *,
+    error: dict[str, Any] | None = None,
+    retry: dict[str, Any] | None = None,
+    occurred_at: datetime | None = None,
+    **payload: Any,
+) -> dict[str, Any]:
+    body: dict[str, Any] = dict(payload)
+    if error is not None:
+        body["error"] = error
+    if retry is not None:
+        body["retry"] = retry
+    return {
+        "tenant_id": str(tenant.id),
+        "workflow_id": str(tenant.workflow_id),
+        "event_type": event_type,
+        "idempotency_key": key,
+        "occurred_at": (occurred_at or datetime.now(UTC)).isoformat(),
+        "payload": body,
+    }
