@@ -4,12 +4,16 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck pytest clean
+.PHONY: run test lint typecheck pytest clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $(STAMP)
+
+## run: start Temporal (UI on :8233), PostgreSQL, migrations and a worker, then play the demo
+run: $(STAMP)
+	$(BIN)/awfdrs up --demo
 
 ## test: lint, type-check and run the whole suite against real PostgreSQL and Temporal
 test: lint typecheck pytest

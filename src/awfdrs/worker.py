@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from awfdrs import logs
 from awfdrs.activities.actions import ActionActivities
 from awfdrs.activities.incidents import IncidentActivities
 from awfdrs.activities.ingest import IngestActivities
@@ -107,8 +108,9 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    asyncio.run(run_worker(load_settings()))
+    settings = load_settings()
+    logs.configure(settings.log_level)
+    asyncio.run(run_worker(settings))
     # The SDK's native runtime may abort the interpreter at exit (sdk-python issue 300).
     os._exit(0)
 

