@@ -60,3 +60,46 @@ async def test_ingest_with_the_temporal_cli_and_plain_json(
     assert incident["opened"] is True
     assert incident["status"] == IncidentStatus.NEW.value
     assert [i.id for i in await stack.incidents(tenant)] == [uuid.UUID(incident["incident_id"])]
+
+
+async def test_operators_can_use_the_temporal_cli_for_updates_and_queries(
+    stack: Stack, temporal_env: WorkflowEnvironment
+) -> None:
+    tenant = await stack.tenant(grouping_window_seconds=60)
+    summary = await stack.client.ingest(
+        tenant.id,
+        [
+            {
+                "tenant_id": str(tenant.id),
+                "workflow_id": str(tenant.workflow_id),
+                "event_type": "payment.failed",
+                "idempotency_key": "cli-2",
+                "occurred_at": datetime.now(UTC).isoformat(),
+                "payload": {"error": {"code": "card_declined"}},
+            }
+        ],
+    )
+    [change] = summary.incidents
+    address = temporal_env.client.service_client.config.target_host
+    workflow_id = f"incident-{change.incident_id}"
+    query = await asyncio.to_thread(
+        _temporal, "workflow", "query", "--address", address,
+        "--workflow-id", workflow_id, "--type", "snapshot", "--output", "json",
+    )  # fmt: skip
+    assert json.loads(query)["queryResult"][0]["phase"] == "grouping"
+    refused = await asyncio.to_thread(
+        subprocess.run,
+        [temporal_cli(), "workflow", "update", "execute", "--address", address,
+         "--workflow-id", workflow_id, "--name", "approve", "--input", '{"actor": "cli"}'],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert refused.returncode != 0
+    assert "not waiting for approval" in refused.stderr + refused.stdout
+    await asyncio.to_thread(
+        _temporal, "workflow", "update", "execute", "--address", address,
+        "--workflow-id", workflow_id, "--name", "ignore",
+        "--input", '{"actor": "cli-operator", "reason": "known test card"}',
+    )  # fmt: skip
+    incident = await stack.incident(tenant, change.incident_id)
+    assert incident.status is IncidentStatus.IGNORED
+    assert incident.resolution == "ignored by cli-operator: known test card"
