@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -22,6 +23,8 @@ from awfdrs.db.repositories import (
     WorkflowRepository,
 )
 from awfdrs.db.session import tenant_session
+from awfdrs.errors import InvalidInputError, NotFoundError
+from awfdrs.remediation import breaker
 
 
 @dataclass(frozen=True)
@@ -136,3 +139,31 @@ async def ensure_vendor(
 async def list_vendors(sessions: async_sessionmaker[AsyncSession]) -> Sequence[Vendor]:
     async with sessions() as session:
         return await VendorRepository(session).list_all()
+
+
+async def force_vendor_open(
+    sessions: async_sessionmaker[AsyncSession], name: str, *, by: str, reason: str
+) -> Vendor:
+    """A vendor-wide stop: no worker calls ``name`` until :func:`release_vendor`."""
+    if not by.strip() or not reason.strip():
+        raise InvalidInputError("by" if not by.strip() else "reason", "is required")
+    async with sessions() as session, session.begin():
+        vendors = VendorRepository(session)
+        vendor = await vendors.find_by_name(name)
+        if vendor is None:
+            raise NotFoundError("Vendor", name)
+        locked = await vendors.get_for_update(vendor.id)
+        breaker.force_open(locked, datetime.now(UTC), by=by, reason=reason)
+        return locked
+
+
+async def release_vendor(sessions: async_sessionmaker[AsyncSession], name: str) -> Vendor:
+    """End a forced stop; the next call probes the vendor (HALF_OPEN)."""
+    async with sessions() as session, session.begin():
+        vendors = VendorRepository(session)
+        vendor = await vendors.find_by_name(name)
+        if vendor is None:
+            raise NotFoundError("Vendor", name)
+        locked = await vendors.get_for_update(vendor.id)
+        breaker.release(locked, datetime.now(UTC))
+        return locked

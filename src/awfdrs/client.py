@@ -14,6 +14,7 @@ import hashlib
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
@@ -21,10 +22,16 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from awfdrs.config import Settings, get_settings
-from awfdrs.constants import INGEST_WORKFLOW, incident_workflow_id
+from awfdrs.constants import (
+    INGEST_WORKFLOW,
+    KILL_SWITCH_WORKFLOW,
+    incident_workflow_id,
+    kill_switch_workflow_id,
+)
 from awfdrs.contracts import (
     MAX_BATCH_BYTES,
     MAX_BATCH_EVENTS,
+    ActivateKillSwitch,
     CloseCommand,
     EventIn,
     EventResult,
@@ -32,12 +39,22 @@ from awfdrs.contracts import (
     IncidentSnapshot,
     IngestBatch,
     IngestResult,
+    KillSwitchInput,
+    KillSwitchRequest,
+    KillSwitchSignal,
+    KillSwitchStatus,
     OperatorCommand,
     Outcome,
+    ReleaseKillSwitch,
     canonical_json,
 )
+from awfdrs.errors import AwfdrsError
 
 RawEvent = EventIn | Mapping[str, Any]
+
+
+class KillSwitchRefused(AwfdrsError):
+    """The kill-switch workflow refused the request; the message says why."""
 
 
 async def connect_temporal(settings: Settings | None = None) -> Client:
@@ -174,6 +191,88 @@ class AwfdrsClient:
 
     async def ignore(self, incident_id: uuid.UUID, *, actor: str, reason: str) -> IncidentSnapshot:
         return await self._update(incident_id, "ignore", CloseCommand(actor=actor, reason=reason))
+
+    # --- kill switches ------------------------------------------------------------------
+
+    async def activate_kill_switch(
+        self,
+        tenant_id: uuid.UUID,
+        *,
+        reason: str,
+        activated_by: str,
+        workflow_id: uuid.UUID | None = None,
+        expires_at: datetime | None = None,
+        duration_seconds: float | None = None,
+        wait: bool = True,
+    ) -> KillSwitchRequest:
+        """Stop automation for a tenant (or one workflow); returns once it is persisted.
+
+        From then on no action in the scope starts; actions already IN_PROGRESS finish. A
+        missing reason or actor raises ``pydantic.ValidationError`` before anything is sent.
+        """
+        command = ActivateKillSwitch(
+            reason=reason,
+            activated_by=activated_by,
+            workflow_id=workflow_id,
+            expires_at=expires_at,
+            duration_seconds=duration_seconds,
+        )
+        return await self._kill_switch_signal(tenant_id, "activate", command, wait)
+
+    async def release_kill_switch(
+        self,
+        tenant_id: uuid.UUID,
+        *,
+        released_by: str,
+        reason: str | None = None,
+        workflow_id: uuid.UUID | None = None,
+        switch_id: uuid.UUID | None = None,
+        wait: bool = True,
+    ) -> KillSwitchRequest:
+        """Release one switch, or those of a scope (no workflow_id: the tenant-wide ones)."""
+        command = ReleaseKillSwitch(
+            released_by=released_by, reason=reason, workflow_id=workflow_id, switch_id=switch_id
+        )
+        return await self._kill_switch_signal(tenant_id, "release", command, wait)
+
+    async def kill_switches(self, tenant_id: uuid.UUID) -> KillSwitchStatus:
+        handle = self.temporal.get_workflow_handle(kill_switch_workflow_id(tenant_id))
+        status: KillSwitchStatus = await handle.query("status", result_type=KillSwitchStatus)
+        return status
+
+    async def _kill_switch_signal(
+        self,
+        tenant_id: uuid.UUID,
+        kind: str,
+        command: ActivateKillSwitch | ReleaseKillSwitch,
+        wait: bool,
+    ) -> KillSwitchRequest:
+        signal = KillSwitchSignal.model_validate(command.model_dump(mode="json", exclude_none=True))
+        await self.temporal.start_workflow(
+            KILL_SWITCH_WORKFLOW,
+            KillSwitchInput(tenant_id=tenant_id),
+            id=kill_switch_workflow_id(tenant_id),
+            task_queue=self.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            start_signal=kind,
+            start_signal_args=[signal],
+            static_summary=f"kill switches of tenant {tenant_id}",
+        )
+        pending = KillSwitchRequest.model_validate(
+            {"request_id": command.request_id, "kind": kind, "outcome": "pending"}
+        )
+        if not wait:
+            return pending
+        deadline = asyncio.get_running_loop().time() + 60
+        while asyncio.get_running_loop().time() < deadline:
+            status = await self.kill_switches(tenant_id)
+            for request in status.requests:
+                if request.request_id == command.request_id and request.outcome != "pending":
+                    if request.outcome == "refused":
+                        raise KillSwitchRefused(request.message)
+                    return request
+            await asyncio.sleep(0.1)
+        raise TimeoutError(f"kill switch {kind} {command.request_id} not handled within 60s")
 
     async def _update(
         self, incident_id: uuid.UUID, name: str, command: OperatorCommand | CloseCommand

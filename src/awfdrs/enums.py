@@ -27,10 +27,11 @@ class ActionStatus(StrEnum):
     IN_PROGRESS = "IN_PROGRESS"
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
+    SHADOWED = "SHADOWED"  # shadow mode: recorded as what would have run, never executed
 
     @property
     def is_final(self) -> bool:
-        return self in (ActionStatus.SUCCEEDED, ActionStatus.FAILED)
+        return self in (ActionStatus.SUCCEEDED, ActionStatus.FAILED, ActionStatus.SHADOWED)
 
 
 class ActionType(StrEnum):
@@ -83,3 +84,31 @@ class EventOutcome(StrEnum):
     FAILURE = "failure"
     SUCCESS = "success"
     NEUTRAL = "neutral"
+
+
+class RemediationMode(StrEnum):
+    LIVE = "live"  # act
+    SHADOW = "shadow"  # record the action that would have run, never run it
+    OFF = "off"  # record decisions only
+
+
+class GateControl(StrEnum):
+    """The controls of the gate, in the order they are applied."""
+
+    KILL_SWITCH = "kill_switch"
+    MODE = "mode"
+    BUDGET = "budget"
+    FUSE = "fuse"
+    CONFIDENCE = "confidence"
+    REVERSIBILITY = "reversibility"
+
+
+class GateEffect(StrEnum):
+    """What a control that holds does to the decided action."""
+
+    ACT = "act"  # nothing holds: the action runs
+    HOLD = "hold"  # wait until the control lets go (kill switch, fuse), then go on
+    APPROVAL = "approval"  # wait for an operator to approve or reject
+    SHADOW = "shadow"  # record the action as not executed
+    RECORD = "record"  # record the decision only
+    ESCALATE = "escalate"  # escalate instead of acting (budget)

@@ -22,16 +22,19 @@ from temporalio.worker import Worker
 
 from awfdrs import logs
 from awfdrs.activities.actions import ActionActivities
+from awfdrs.activities.controls import ControlActivities
 from awfdrs.activities.incidents import IncidentActivities
 from awfdrs.activities.ingest import IngestActivities
+from awfdrs.activities.kill_switches import KillSwitchActivities
 from awfdrs.analysis import Analyzer, load_analyzer
 from awfdrs.client import connect_temporal
 from awfdrs.config import Settings, load_settings
 from awfdrs.db.session import build_engine, make_sessionmaker
-from awfdrs.remediation.executors import build_executors
+from awfdrs.remediation.executors import EscalateExecutor, build_executors
 from awfdrs.remediation.gate import default_gate
 from awfdrs.workflows.incident import IncidentWorkflow
 from awfdrs.workflows.ingest import IngestEventsWorkflow
+from awfdrs.workflows.kill_switch import KillSwitchWorkflow
 
 log = logging.getLogger("awfdrs.worker")
 GRACEFUL_SHUTDOWN = timedelta(seconds=15)
@@ -48,13 +51,16 @@ def build_worker(
 ) -> Worker:
     """A worker with every workflow and activity, on injected resources (tests build their own)."""
     executors = build_executors(http)
+    gate = default_gate()
     ingest = IngestActivities(sessions, client, task_queue)
-    incidents = IncidentActivities(sessions, analyzer, executors, default_gate())
+    incidents = IncidentActivities(sessions, analyzer, executors, gate)
     actions = ActionActivities(sessions, executors)
+    controls = ControlActivities(sessions, gate, EscalateExecutor(http))
+    switches = KillSwitchActivities(sessions, client)
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[IngestEventsWorkflow, IncidentWorkflow],
+        workflows=[IngestEventsWorkflow, IncidentWorkflow, KillSwitchWorkflow],
         activities=[
             ingest.ingest_batch,
             ingest.dispatch_incidents,
@@ -64,6 +70,12 @@ def build_worker(
             incidents.close,
             actions.execute,
             actions.abandon,
+            controls.probe,
+            controls.escalate_episode,
+            switches.activate,
+            switches.release,
+            switches.expire,
+            switches.list_active,
         ],
         # Each activity holds a pooled connection; more in flight would only queue on the pool.
         max_concurrent_activities=max_concurrent_activities,

@@ -13,8 +13,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from awfdrs.client import AwfdrsClient
 from awfdrs.contracts import IncidentSnapshot
-from awfdrs.db.models import Incident
-from awfdrs.db.repositories import IncidentRepository, TenantRepository, VendorRepository
+from awfdrs.db.models import Action, Decision, Incident
+from awfdrs.db.repositories import (
+    ActionRepository,
+    DecisionRepository,
+    IncidentRepository,
+    TenantRepository,
+    VendorRepository,
+    WorkflowRepository,
+)
 from awfdrs.db.session import tenant_session
 from awfdrs.enums import IncidentStatus
 from tests.support.factories import TenantRef, make_tenant
@@ -48,11 +55,28 @@ class Stack:
         }
         return await make_tenant(self.sessions, settings=merged)
 
-    async def vendor(self, name: str | None = None) -> str:
+    async def vendor(self, name: str | None = None, **settings: Any) -> str:
         name = name or f"vendor-{uuid.uuid4().hex[:10]}"
         async with self.sessions() as session, session.begin():
-            await VendorRepository(session).add(name=name, base_url=self.vendor_url)
+            await VendorRepository(session).add(name=name, base_url=self.vendor_url, **settings)
         return name
+
+    async def workflow(self, tenant: TenantRef, name: str, **settings: Any) -> uuid.UUID:
+        async with tenant_session(self.sessions, tenant.id) as session:
+            flow = await WorkflowRepository(session, tenant_id=tenant.id).add(
+                name=name, settings=settings
+            )
+            return flow.id
+
+    async def actions(self, tenant: TenantRef) -> list[Action]:
+        async with tenant_session(self.sessions, tenant.id) as session:
+            stmt = ActionRepository(session, tenant_id=tenant.id)
+            return list(await stmt.list(limit=10_000))
+
+    async def decisions(self, tenant: TenantRef, incident_id: uuid.UUID) -> list[Decision]:
+        async with tenant_session(self.sessions, tenant.id) as session:
+            repository = DecisionRepository(session, tenant_id=tenant.id)
+            return list(await repository.list_for_incident(incident_id))
 
     async def set_settings(self, tenant: TenantRef, **settings: Any) -> None:
         async with tenant_session(self.sessions, tenant.id) as session:
@@ -79,7 +103,17 @@ class Stack:
             incident = await self.incident(tenant, incident_id)
             return incident if incident.status in statuses else None
 
-        return await eventually(reached, within, f"incident {incident_id} to reach {statuses}")
+        try:
+            return await eventually(reached, within, f"incident {incident_id} to reach {statuses}")
+        except AssertionError as failure:
+            described = await self._describe(incident_id)
+            raise AssertionError(f"{failure}; workflow says: {described}") from None
+
+    async def _describe(self, incident_id: uuid.UUID) -> str:
+        try:
+            return repr(await self.client.snapshot(incident_id))
+        except Exception as error:
+            return f"(no snapshot: {error})"
 
     async def wait_snapshot(
         self,
@@ -116,6 +150,7 @@ def event(
     error: dict[str, Any] | None = None,
     retry: dict[str, Any] | None = None,
     occurred_at: datetime | None = None,
+    workflow_id: uuid.UUID | None = None,
     **payload: Any,
 ) -> dict[str, Any]:
     body: dict[str, Any] = dict(payload)
@@ -125,9 +160,28 @@ def event(
         body["retry"] = retry
     return {
         "tenant_id": str(tenant.id),
-        "workflow_id": str(tenant.workflow_id),
+        "workflow_id": str(workflow_id or tenant.workflow_id),
         "event_type": event_type,
         "idempotency_key": key,
         "occurred_at": (occurred_at or datetime.now(UTC)).isoformat(),
         "payload": body,
     }
+
+
+def retryable(
+    tenant: TenantRef,
+    key: str,
+    vendor: str,
+    code: str = "gateway_timeout",
+    *,
+    workflow_id: uuid.UUID | None = None,
+    path: str = "/v1/charges",
+) -> dict[str, Any]:
+    """A transient failure with a reversible request to replay through ``vendor``."""
+    return event(
+        tenant,
+        key,
+        error={"code": code, "vendor": vendor},
+        retry={"method": "POST", "path": path, "body": {"key": key}, "reversible": True},
+        workflow_id=workflow_id,
+    )

@@ -58,3 +58,12 @@ class WorkerProcess:
 
     def tail(self, lines: int = 30) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def worker_env(app_url: str, temporal_address: str, task_queue: str) -> dict[str, str]:
+    return {
+        "AWFDRS_DATABASE_URL": app_url,
+        "AWFDRS_TEMPORAL_ADDRESS": temporal_address,
+        "AWFDRS_TASK_QUEUE": task_queue,
+        "AWFDRS_LOG_LEVEL": "INFO",
+    }

@@ -12,7 +12,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from awfdrs.devstack.binaries import temporal_cli
 from awfdrs.enums import IncidentStatus
-from tests.support.pipeline import Stack
+from tests.support.pipeline import Stack, eventually
 
 
 def _temporal(*args: str) -> str:
@@ -103,3 +103,41 @@ async def test_operators_can_use_the_temporal_cli_for_updates_and_queries(
     incident = await stack.incident(tenant, change.incident_id)
     assert incident.status is IncidentStatus.IGNORED
     assert incident.resolution == "ignored by cli-operator: known test card"
+
+
+async def test_the_kill_switch_by_temporal_cli_signal_with_start(
+    stack: Stack, temporal_env: WorkflowEnvironment
+) -> None:
+    tenant = await stack.tenant()
+    address = temporal_env.client.service_client.config.target_host
+    activation = {
+        "reason": "vendor incident",
+        "activated_by": "cli-operator",
+        "duration_seconds": 600,
+    }
+    start = json.dumps({"tenant_id": str(tenant.id)})
+    await asyncio.to_thread(
+        _temporal, "workflow", "signal-with-start", "--address", address,
+        "--workflow-id", f"kill-switch-{tenant.id}", "--type", "KillSwitchWorkflow",
+        "--task-queue", stack.client.task_queue, "--input", start,
+        "--signal-name", "activate", "--signal-input", json.dumps(activation),
+    )  # fmt: skip
+
+    async def active() -> list[str] | None:
+        try:
+            status = await stack.client.kill_switches(tenant.id)
+        except Exception:
+            return None
+        return [s.activated_by for s in status.active] or None
+
+    assert await eventually(active, 10, "the switch to be in force") == ["cli-operator"]
+    await asyncio.to_thread(
+        _temporal, "workflow", "signal", "--address", address,
+        "--workflow-id", f"kill-switch-{tenant.id}", "--name", "release",
+        "--input", json.dumps({"released_by": "cli-operator", "reason": "over"}),
+    )  # fmt: skip
+
+    async def released() -> bool | None:
+        return True if not (await stack.client.kill_switches(tenant.id)).active else None
+
+    assert await eventually(released, 10, "the switch to be released")

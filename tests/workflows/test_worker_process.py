@@ -16,7 +16,7 @@ from awfdrs.devstack.servers import EscalationReceiver, FlakyVendor, Script
 from awfdrs.enums import ActionStatus, IncidentStatus
 from tests.support.database import ScratchDatabase
 from tests.support.pipeline import Stack, event, eventually
-from tests.support.processes import WorkerProcess
+from tests.support.processes import WorkerProcess, worker_env
 
 
 @pytest.fixture
@@ -29,13 +29,9 @@ async def process_stack(
     receiver: EscalationReceiver,
     tmp_path: Path,
 ) -> AsyncIterator[tuple[Stack, WorkerProcess]]:
+    address = temporal_env.client.service_client.config.target_host
     worker = WorkerProcess(
-        {
-            "AWFDRS_DATABASE_URL": database.app_url,
-            "AWFDRS_TEMPORAL_ADDRESS": temporal_env.client.service_client.config.target_host,
-            "AWFDRS_TASK_QUEUE": task_queue,
-        },
-        tmp_path / "worker.log",
+        worker_env(database.app_url, address, task_queue), tmp_path / "worker.log"
     )
     await worker.start()
     try:

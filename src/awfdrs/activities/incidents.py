@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
+from awfdrs.activities.context import IncidentContext
 from awfdrs.analysis import Analyzer, IncidentFacts
 from awfdrs.contracts import (
     ActionPlan,
@@ -19,24 +19,29 @@ from awfdrs.contracts import (
     DecideCommand,
     DecisionSummary,
     GateVerdict,
-    Payload,
-    TenantSettings,
     VerifyCommand,
     VerifyOutcome,
 )
-from awfdrs.db.models import Action, Decision, Event, Incident
+from awfdrs.db.models import Action, Decision
 from awfdrs.db.repositories import (
     ActionRepository,
     DecisionRepository,
     EventRepository,
+    FuseEpisodeRepository,
     IncidentRepository,
-    TenantRepository,
     VendorRepository,
 )
 from awfdrs.db.session import tenant_session
-from awfdrs.enums import OPEN_INCIDENT_STATUSES, ActionType, IncidentStatus
+from awfdrs.enums import (
+    OPEN_INCIDENT_STATUSES,
+    ActionStatus,
+    ActionType,
+    GateControl,
+    GateEffect,
+    IncidentStatus,
+)
 from awfdrs.remediation.executors import Executor
-from awfdrs.remediation.gate import Gate, GateInput
+from awfdrs.remediation.gate import Gate
 
 
 def summarize(decision: Decision) -> DecisionSummary:
@@ -63,50 +68,34 @@ def plan(action: Action) -> ActionPlan:
     )
 
 
-class _Context:
-    """An incident with what deciding about it needs, loaded in one transaction."""
+_EFFECT_OF_CONTROL = {
+    GateControl.KILL_SWITCH: GateEffect.HOLD,
+    GateControl.FUSE: GateEffect.HOLD,
+    GateControl.BUDGET: GateEffect.ESCALATE,
+    GateControl.CONFIDENCE: GateEffect.APPROVAL,
+    GateControl.REVERSIBILITY: GateEffect.APPROVAL,
+}
 
-    def __init__(
-        self,
-        session: AsyncSession,
-        tenant_id: uuid.UUID,
-        incident: Incident,
-        settings: TenantSettings,
-        event: Event | None,
-    ) -> None:
-        self.session = session
-        self.tenant_id = tenant_id
-        self.incident = incident
-        self.settings = settings
-        self.event = event
-        self.payload = Payload.model_validate(event.payload) if event else Payload()
 
-    @classmethod
-    async def load(
-        cls, session: AsyncSession, tenant_id: uuid.UUID, incident: Incident
-    ) -> _Context:
-        tenant = await TenantRepository(session, tenant_id=tenant_id).current()
-        event = await EventRepository(session, tenant_id=tenant_id).latest_for_signature(
-            incident.signature
-        )
-        return cls(
-            session, tenant_id, incident, TenantSettings.model_validate(tenant.settings), event
-        )
-
-    @property
-    def vendor_name(self) -> str | None:
-        return self.payload.error.vendor if self.payload.error else None
-
-    def parameters(self, action_type: ActionType, reasoning: str) -> dict[str, Any]:
-        if action_type is ActionType.RETRY and self.payload.retry is not None:
-            return {
-                "request": self.payload.retry.model_dump(mode="json"),
-                "vendor": self.vendor_name,
-                "event_idempotency_key": self.event.idempotency_key if self.event else None,
-            }
-        if action_type is ActionType.MANUAL:
-            return {"note": reasoning}
-        return {"reason": reasoning}
+async def _replayed_verdict(
+    session: AsyncSession, decision: Decision, action: Action | None
+) -> GateVerdict:
+    """The verdict a stored decision was taken with (a retried activity returns it again)."""
+    control = decision.gate
+    if control is None:
+        return GateVerdict()
+    if control is GateControl.MODE:
+        shadowed = action is not None and action.status is ActionStatus.SHADOWED
+        effect = GateEffect.SHADOW if shadowed else GateEffect.RECORD
+    else:
+        effect = _EFFECT_OF_CONTROL[control]
+    episode_id = None
+    if control is GateControl.FUSE:
+        pending = await FuseEpisodeRepository(session, tenant_id=decision.tenant_id).unescalated()
+        episode_id = pending.id if pending else None
+    return GateVerdict(
+        effect=effect, control=control, reason=decision.gate_reason, episode_id=episode_id
+    )
 
 
 class IncidentActivities:
@@ -126,12 +115,13 @@ class IncidentActivities:
 
     async def _add_action(
         self,
-        context: _Context,
+        context: IncidentContext,
         *,
         action_id: uuid.UUID,
         decision_id: uuid.UUID,
         action_type: ActionType,
         reasoning: str,
+        shadow: bool = False,
     ) -> Action:
         parameters = context.parameters(action_type, reasoning)
         if action_type is ActionType.RETRY and "request" not in parameters:
@@ -149,6 +139,15 @@ class IncidentActivities:
             parameters=parameters,
             vendor_id=vendor_id,
             is_reversible=self._executors[action_type].is_reversible(parameters),
+            **(
+                {
+                    "status": ActionStatus.SHADOWED,
+                    "result": {"shadow": True, "summary": "shadow mode: not executed"},
+                    "finished_at": datetime.now(UTC),
+                }
+                if shadow
+                else {}
+            ),
         )
 
     @activity.defn(name="analyze_incident")
@@ -175,12 +174,10 @@ class IncidentActivities:
                     still_open=True,
                     status=incident.status,
                     decision=summarize(earlier),
-                    verdict=GateVerdict(
-                        act=earlier.gate is None, control=earlier.gate, reason=earlier.gate_reason
-                    ),
+                    verdict=await _replayed_verdict(session, earlier, action),
                     action=plan(action) if action else None,
                 )
-            context = await _Context.load(session, command.tenant_id, incident)
+            context = await IncidentContext.load(session, command.tenant_id, incident)
             vendor = (
                 await VendorRepository(session).find_by_name(context.vendor_name)
                 if context.vendor_name
@@ -209,38 +206,39 @@ class IncidentActivities:
             parameters = context.parameters(analysis.decision_type, analysis.reasoning)
             executor = self._executors[analysis.decision_type]
             verdict = await self._gate.evaluate(
-                GateInput(
-                    tenant_id=command.tenant_id,
-                    incident_id=incident.id,
-                    workflow_id=incident.workflow_id,
-                    action_type=analysis.decision_type,
-                    confidence=analysis.confidence,
-                    is_reversible=executor.is_reversible(parameters),
-                    settings=context.settings,
+                context.gate_input(
+                    analysis.decision_type,
+                    analysis.confidence,
+                    executor.is_reversible(parameters),
                 ),
                 session,
             )
+            decision_type, reasoning = analysis.decision_type, analysis.reasoning
+            if verdict.effect is GateEffect.ESCALATE:
+                decision_type = ActionType.ESCALATE
+                reasoning = f"{reasoning} Not acting: {verdict.reason}."
             decision = await decisions.add_once(
                 id=command.decision_id,
                 incident_id=incident.id,
-                decision_type=analysis.decision_type,
-                reasoning=analysis.reasoning,
+                decision_type=decision_type,
+                reasoning=reasoning,
                 confidence_score=analysis.confidence,
                 ai_model=self._analyzer.model,
                 classification=analysis.classification,
                 attempt=command.attempt,
                 gate=verdict.control,
                 gate_reason=verdict.reason,
-                details=analysis.details,
+                details={**analysis.details, "proposed": analysis.decision_type.value},
             )
             action = None
-            if verdict.act:
+            if verdict.effect in (GateEffect.ACT, GateEffect.ESCALATE, GateEffect.SHADOW):
                 action = await self._add_action(
                     context,
                     action_id=command.action_id,
                     decision_id=decision.id,
-                    action_type=analysis.decision_type,
-                    reasoning=analysis.reasoning,
+                    action_type=decision_type,
+                    reasoning=reasoning,
+                    shadow=verdict.effect is GateEffect.SHADOW,
                 )
             return AnalysisOutcome(
                 still_open=True,
@@ -270,7 +268,7 @@ class IncidentActivities:
                 attempt=command.attempt,
                 decided_by=command.decided_by,
             )
-            context = await _Context.load(session, command.tenant_id, incident)
+            context = await IncidentContext.load(session, command.tenant_id, incident)
             action = await self._add_action(
                 context,
                 action_id=command.action_id,
@@ -282,7 +280,7 @@ class IncidentActivities:
                 still_open=True,
                 status=incident.status,
                 decision=summarize(decision),
-                verdict=GateVerdict(act=True),
+                verdict=GateVerdict(),
                 action=plan(action),
             )
 

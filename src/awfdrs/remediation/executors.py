@@ -24,9 +24,12 @@ RESPONSE_EXCERPT = 2048
 class TransientActionError(Exception):
     """This attempt failed in a way that another attempt may not (5xx, timeout, refused)."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, rate_limited: bool = False
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.rate_limited = rate_limited
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,11 @@ def _judge(response: httpx.Response, what: str) -> Executed:
     if 200 <= status < 300:
         return Executed(True, f"{what}: HTTP {status}", result)
     if status in (408, 429) or status >= 500:
-        raise TransientActionError(f"{what}: HTTP {status}", retry_after=_retry_after(response))
+        raise TransientActionError(
+            f"{what}: HTTP {status}",
+            retry_after=_retry_after(response),
+            rate_limited=status == 429,
+        )
     return Executed(
         False, f"{what}: HTTP {status}", result, error=f"HTTP {status}: {_excerpt(response)[:200]}"
     )
@@ -188,8 +195,44 @@ class EscalateExecutor:
             },
         }
 
-    async def execute(self, context: ExecutionContext) -> Executed:
-        url = context.settings.escalation_webhook_url
+    @staticmethod
+    def episode_body(
+        settings: TenantSettings,
+        *,
+        tenant_name: str,
+        tenant_id: uuid.UUID,
+        episode_id: uuid.UUID,
+        incident_count: int,
+        threshold: int,
+        window_seconds: float,
+        first_incident: uuid.UUID,
+    ) -> dict[str, Any]:
+        """One trigger for a whole systemic-failure episode, instead of one per incident."""
+        return {
+            "routing_key": settings.escalation_routing_key or "",
+            "event_action": "trigger",
+            "dedup_key": f"awfdrs-fuse-{episode_id}",
+            "client": "awfdrs",
+            "payload": {
+                "summary": f"[{tenant_name}] systemic failure: {incident_count} incidents opened "
+                f"within {window_seconds:g}s (more than {threshold}); automation stopped",
+                "severity": Severity.CRITICAL.value,
+                "source": f"awfdrs/{tenant_name}",
+                "group": tenant_name,
+                "class": "systemic-failure",
+                "custom_details": {
+                    "tenant_id": str(tenant_id),
+                    "episode_id": str(episode_id),
+                    "incident_count": incident_count,
+                    "threshold": threshold,
+                    "window_seconds": window_seconds,
+                    "first_held_incident": str(first_incident),
+                },
+            },
+        }
+
+    async def post(self, settings: TenantSettings, body: dict[str, Any]) -> Executed:
+        url = settings.escalation_webhook_url
         if url is None:
             return Executed(
                 False,
@@ -197,10 +240,11 @@ class EscalateExecutor:
                 {},
                 error="tenant setting escalation_webhook_url is not set",
             )
-        request = self._http.build_request(
-            "POST", str(url), json=self.body(context), timeout=self._timeout
-        )
+        request = self._http.build_request("POST", str(url), json=body, timeout=self._timeout)
         return _judge(await _send(self._http, request, "escalation"), "escalation")
+
+    async def execute(self, context: ExecutionContext) -> Executed:
+        return await self.post(context.settings, self.body(context))
 
 
 class ManualExecutor:

@@ -1,21 +1,33 @@
-"""The gate: the one place that decides whether an action may run now.
+"""The gate: the one place that decides whether a decided action may run now.
 
-Checks run in order and the first that holds wins. Issue order of the full gate: kill switch,
-remediation mode, budget and fuse, confidence, reversibility; each is a :class:`Check`, so a new
-control is one class added to the list.
+Checks run in this order and the first that holds wins: kill switch, remediation mode, fuse,
+budget, confidence, reversibility. Each is a :class:`Check`; a new control is one class more.
+The checks run inside the activity's transaction, so what they read and the Decision they lead
+to are one consistent unit.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from awfdrs.contracts import GateVerdict, TenantSettings
-from awfdrs.enums import ActionType
+from awfdrs.contracts import GateVerdict, TenantSettings, WorkflowSettings
+from awfdrs.db.repositories import (
+    ActionRepository,
+    FuseEpisodeRepository,
+    IncidentRepository,
+    KillSwitchRepository,
+)
+from awfdrs.enums import ActionType, GateControl, GateEffect, RemediationMode
+
+BUDGET_LOCK_CLASS = 0x4244  # "BD": serialises budget counting per tenant
+_BUDGET_LOCK = text("SELECT pg_advisory_xact_lock(:cls, hashtext(:tenant))")
 
 
 @dataclass(frozen=True)
@@ -23,29 +35,157 @@ class GateInput:
     tenant_id: uuid.UUID
     incident_id: uuid.UUID
     workflow_id: uuid.UUID
+    workflow_name: str
     action_type: ActionType
     confidence: float
     is_reversible: bool
     settings: TenantSettings
+    workflow_settings: WorkflowSettings = field(default_factory=WorkflowSettings)
     approved_by: str | None = None
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 @dataclass(frozen=True)
 class Hold:
-    control: str
+    control: GateControl
+    effect: GateEffect
     reason: str
+    episode_id: uuid.UUID | None = None
 
 
 class Check(Protocol):
-    name: str
+    control: GateControl
 
     async def check(self, gate: GateInput, session: AsyncSession) -> Hold | None: ...
+
+
+class KillSwitchCheck:
+    """A kill switch over the tenant or the workflow holds every action until it is released
+    or expires. Enforced again, under the lock, when the action moves to IN_PROGRESS."""
+
+    control = GateControl.KILL_SWITCH
+
+    async def check(self, gate: GateInput, session: AsyncSession) -> Hold | None:
+        switch = await KillSwitchRepository(session, tenant_id=gate.tenant_id).covering(
+            gate.workflow_id
+        )
+        if switch is None:
+            return None
+        return Hold(
+            self.control,
+            GateEffect.HOLD,
+            describe_switch(
+                switch.workflow_id,
+                gate.workflow_name,
+                switch.activated_by,
+                switch.reason,
+                switch.expires_at,
+            ),
+        )
+
+
+def describe_switch(
+    workflow_id: uuid.UUID | None,
+    workflow_name: str,
+    activated_by: str,
+    reason: str,
+    expires_at: datetime | None,
+) -> str:
+    scope = f"workflow {workflow_name}" if workflow_id else "the tenant"
+    until = f" until {expires_at.isoformat()}" if expires_at else ""
+    return f"held by kill switch on {scope}{until}, activated by {activated_by}: {reason}"
+
+
+class ModeCheck:
+    """``shadow`` records the action as not executed; ``off`` records the decision only."""
+
+    control = GateControl.MODE
+
+    async def check(self, gate: GateInput, session: AsyncSession) -> Hold | None:
+        own = gate.workflow_settings.remediation_mode
+        mode = own or gate.settings.remediation_mode
+        where = f"workflow {gate.workflow_name}" if own else "the tenant"
+        if mode is RemediationMode.SHADOW:
+            return Hold(
+                self.control,
+                GateEffect.SHADOW,
+                f"remediation mode of {where} is shadow: the {gate.action_type.value} is "
+                "recorded as what would have run and is not executed",
+            )
+        if mode is RemediationMode.OFF:
+            return Hold(
+                self.control,
+                GateEffect.RECORD,
+                f"remediation mode of {where} is off: the decision is recorded, nothing runs",
+            )
+        return None
+
+
+class FuseCheck:
+    """Too many incidents opening at once is a systemic failure: automation stops for the
+    tenant, a single escalation goes out for the episode, and it re-arms when the count falls."""
+
+    control = GateControl.FUSE
+
+    async def check(self, gate: GateInput, session: AsyncSession) -> Hold | None:
+        settings = gate.settings
+        since = gate.now - timedelta(seconds=settings.fuse_window_seconds)
+        count = await IncidentRepository(session, tenant_id=gate.tenant_id).open_count_since(since)
+        episodes = FuseEpisodeRepository(session, tenant_id=gate.tenant_id)
+        if count <= settings.fuse_max_open_incidents:
+            current = await episodes.find_open()
+            if current is not None:
+                await episodes.close(current.id)  # re-armed
+            return None
+        episode, opened = await episodes.open(
+            incident_count=count,
+            threshold=settings.fuse_max_open_incidents,
+            window_seconds=settings.fuse_window_seconds,
+            now=gate.now,
+        )
+        window = timedelta(seconds=settings.fuse_window_seconds)
+        return Hold(
+            self.control,
+            GateEffect.HOLD,
+            f"systemic failure: {count} incidents opened within {window} (more than "
+            f"{settings.fuse_max_open_incidents}); automation is stopped for the tenant and one "
+            "escalation covers the episode",
+            episode_id=episode.id if opened else None,
+        )
+
+
+class BudgetCheck:
+    """At most ``budget_actions_per_hour`` automatic actions per window; beyond, escalate."""
+
+    control = GateControl.BUDGET
+
+    async def check(self, gate: GateInput, session: AsyncSession) -> Hold | None:
+        if not gate.action_type.is_automatic:
+            return None
+        # Two analyses of one tenant must not both take the last unit of budget.
+        await session.execute(
+            _BUDGET_LOCK, {"cls": BUDGET_LOCK_CLASS, "tenant": str(gate.tenant_id)}
+        )
+        settings = gate.settings
+        since = gate.now - timedelta(seconds=settings.budget_window_seconds)
+        used = await ActionRepository(session, tenant_id=gate.tenant_id).count_automatic_since(
+            since
+        )
+        if used < settings.budget_actions_per_hour:
+            return None
+        window = timedelta(seconds=settings.budget_window_seconds)
+        return Hold(
+            self.control,
+            GateEffect.ESCALATE,
+            f"remediation budget spent: {used} automatic actions within {window}, at most "
+            f"{settings.budget_actions_per_hour}; escalating instead of acting",
+        )
 
 
 class ConfidenceCheck:
     """An automatic action below the tenant's confidence threshold waits for an operator."""
 
-    name = "confidence"
+    control = GateControl.CONFIDENCE
 
     async def check(self, gate: GateInput, session: AsyncSession) -> Hold | None:
         if not gate.action_type.is_automatic or gate.approved_by:
@@ -53,7 +193,8 @@ class ConfidenceCheck:
         threshold = gate.settings.confidence_threshold
         if gate.confidence < threshold:
             return Hold(
-                self.name,
+                self.control,
+                GateEffect.APPROVAL,
                 f"confidence {gate.confidence:.2f} is below the tenant's threshold "
                 f"{threshold:.2f}; waiting for an operator to approve or reject",
             )
@@ -63,13 +204,14 @@ class ConfidenceCheck:
 class ReversibilityCheck:
     """An automatic action that cannot be undone waits for an operator."""
 
-    name = "reversibility"
+    control = GateControl.REVERSIBILITY
 
     async def check(self, gate: GateInput, session: AsyncSession) -> Hold | None:
         if not gate.action_type.is_automatic or gate.approved_by or gate.is_reversible:
             return None
         return Hold(
-            self.name,
+            self.control,
+            GateEffect.APPROVAL,
             f"{gate.action_type.value} is not reversible; waiting for an operator to approve "
             "or reject",
         )
@@ -80,13 +222,36 @@ class Gate:
         self._checks = tuple(checks)
 
     async def evaluate(self, gate: GateInput, session: AsyncSession) -> GateVerdict:
-        """Run the checks inside the caller's transaction; the first hold is the verdict."""
+        """The first hold is the verdict; no hold means act."""
         for check in self._checks:
             hold = await check.check(gate, session)
             if hold is not None:
-                return GateVerdict(act=False, control=hold.control, reason=hold.reason)
-        return GateVerdict(act=True)
+                return GateVerdict(
+                    effect=hold.effect,
+                    control=hold.control,
+                    reason=hold.reason,
+                    episode_id=hold.episode_id,
+                )
+        return GateVerdict()
+
+    async def probe(
+        self, control: GateControl, gate: GateInput, session: AsyncSession
+    ) -> Hold | None:
+        """Run one control alone: does it still hold?"""
+        for check in self._checks:
+            if check.control is control:
+                return await check.check(gate, session)
+        return None
 
 
 def default_gate() -> Gate:
-    return Gate([ConfidenceCheck(), ReversibilityCheck()])
+    return Gate(
+        [
+            KillSwitchCheck(),
+            ModeCheck(),
+            FuseCheck(),
+            BudgetCheck(),
+            ConfidenceCheck(),
+            ReversibilityCheck(),
+        ]
+    )

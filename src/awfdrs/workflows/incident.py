@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
     from awfdrs.activities.actions import ActionActivities
+    from awfdrs.activities.controls import ControlActivities
     from awfdrs.activities.incidents import IncidentActivities
     from awfdrs.constants import INCIDENT_WORKFLOW, SA_HELD_BY, SA_SEVERITY, SA_STATUS
     from awfdrs.contracts import (
@@ -32,19 +33,23 @@ with workflow.unsafe.imports_passed_through():
         CloseIncident,
         DecideCommand,
         DecisionSummary,
+        EpisodeEscalation,
         ExecuteCommand,
+        GateChange,
+        GateProbe,
         IncidentInput,
         IncidentSnapshot,
         Observation,
         OperatorCommand,
         VerifyCommand,
     )
-    from awfdrs.enums import ActionStatus, ActionType, IncidentStatus
+    from awfdrs.enums import ActionStatus, ActionType, GateControl, GateEffect, IncidentStatus
     from awfdrs.workflows.policies import DB_RETRY, DB_TIMEOUT
 
 GROUPING = "grouping"
 ANALYZE = "analyze"
 AWAIT_APPROVAL = "awaiting_approval"
+HELD = "held"
 ACT = "acting"
 VERIFY = "verifying"
 AWAIT_OPERATOR = "awaiting_operator"
@@ -75,7 +80,8 @@ class IncidentWorkflow:
         self._decisions: list[DecisionSummary] = list(carry.decisions)
         self._actions: list[ActionOutcome] = list(carry.actions)
         self._details = carry.details or "new incident: grouping failures"
-        self._held_by: str | None = "approval" if self._phase == AWAIT_APPROVAL else None
+        self._held_by: str | None = carry.held_by
+        self._gate_changed = False
         self._resolution: str | None = None
         self._close_request: tuple[IncidentStatus, CloseCommand] | None = None
         self._approval: tuple[bool, OperatorCommand] | None = None
@@ -93,6 +99,11 @@ class IncidentWorkflow:
                 self._recovered_at or observation.recovered_at, observation.recovered_at
             )
 
+    @workflow.signal(description="A control may have let go (kill switch released): re-check.")
+    def gate_changed(self, change: GateChange) -> None:
+        if self._phase == HELD:
+            self._gate_changed = True
+
     @workflow.query(description="State, decisions and actions of this incident.")
     def snapshot(self) -> IncidentSnapshot:
         return IncidentSnapshot(
@@ -104,7 +115,11 @@ class IncidentWorkflow:
             phase=self._phase,
             attempt=self._attempt,
             details=self._details,
-            waiting_for={AWAIT_APPROVAL: "approval", AWAIT_OPERATOR: "operator"}.get(self._phase),
+            waiting_for={
+                AWAIT_APPROVAL: "approval",
+                AWAIT_OPERATOR: "operator",
+                HELD: self._held_by,
+            }.get(self._phase),
             resolution=self._resolution,
             decisions=self._decisions,
             actions=self._actions,
@@ -181,6 +196,7 @@ class IncidentWorkflow:
             GROUPING: self._grouping,
             ANALYZE: self._analyze,
             AWAIT_APPROVAL: self._await_approval,
+            HELD: self._held,
             ACT: self._act,
             VERIFY: self._verify,
             AWAIT_OPERATOR: self._await_operator,
@@ -257,21 +273,95 @@ class IncidentWorkflow:
         )
         if not self._take(outcome):
             return
-        assert outcome.decision is not None
-        assert outcome.verdict is not None
-        if outcome.action is not None:
+        await self._follow(outcome)
+
+    async def _follow(self, outcome: AnalysisOutcome) -> None:
+        """Go where the gate's verdict says."""
+        decision, verdict = outcome.decision, outcome.verdict
+        assert decision is not None
+        assert verdict is not None
+        what = decision.decision_type.value
+        if verdict.episode_id is not None:
+            await workflow.execute_activity_method(
+                ControlActivities.escalate_episode,
+                EpisodeEscalation(
+                    tenant_id=self._in.tenant_id,
+                    episode_id=verdict.episode_id,
+                    incident_id=self._in.incident_id,
+                ),
+                start_to_close_timeout=DB_TIMEOUT,
+                retry_policy=DB_RETRY,
+                summary="escalate the systemic-failure episode",
+            )
+        effect = verdict.effect
+        if effect in (GateEffect.ACT, GateEffect.ESCALATE):
             self._pending = outcome.action
             self._phase = ACT
+        elif effect is GateEffect.APPROVAL:
+            self._phase = AWAIT_APPROVAL
+            self._held_by = "approval"
+            approval = timedelta(seconds=self._in.params.approval_timeout_seconds)
+            self._deadline = workflow.now() + approval
+            self._details = f"ANALYZING: {what} held by {verdict.control}: {verdict.reason}"
+        elif effect is GateEffect.HOLD:
+            assert verdict.control is not None
+            self._hold(verdict.control, verdict.reason or "", outcome.action)
+        else:  # SHADOW records the action as not executed; RECORD records the decision only
+            if outcome.action is not None:
+                shadow = ActionOutcome(
+                    action_id=outcome.action.action_id,
+                    action_type=outcome.action.action_type,
+                    status=ActionStatus.SHADOWED,
+                    attempts=0,
+                    summary="shadow mode: not executed",
+                )
+                self._actions = [*self._actions, shadow][-KEPT_SUMMARIES:]
+            self._phase = AWAIT_OPERATOR
+            self._details = f"ANALYZING: {what} not executed, {verdict.reason}"
+
+    def _hold(self, control: GateControl, reason: str, pending: ActionPlan | None) -> None:
+        self._phase = HELD
+        self._held_by = control.value
+        self._pending = pending
+        self._gate_changed = False
+        self._deadline = None
+        self._details = f"{self._status.value}: {reason}"
+
+    async def _held(self) -> None:
+        """Wait until the control lets go (signal, expiry or the periodic re-check), then go
+        on: to the held action if there is one, else to a fresh analysis."""
+        control = GateControl(self._held_by or GateControl.KILL_SWITCH.value)
+        recheck = self._in.params.held_recheck_seconds
+        if self._deadline is not None:
+            recheck = min(recheck, (self._deadline - workflow.now()).total_seconds())
+        await self._wait(
+            max(recheck, 0.0),
+            lambda: self._gate_changed or self._recovered_at is not None,
+            f"re-check {control.value}",
+        )
+        if self._close_request is not None or self._should_continue_as_new():
             return
-        self._phase = AWAIT_APPROVAL
-        self._held_by = "approval"
-        self._deadline = workflow.now() + timedelta(
-            seconds=self._in.params.approval_timeout_seconds
+        if self._recovered_at is not None and self._pending is None:
+            await self._close(IncidentStatus.RESOLVED, "recovered while held, before any action")
+            return
+        self._gate_changed = False
+        probe = await workflow.execute_activity_method(
+            ControlActivities.probe,
+            GateProbe(
+                tenant_id=self._in.tenant_id, incident_id=self._in.incident_id, control=control
+            ),
+            start_to_close_timeout=DB_TIMEOUT,
+            retry_policy=DB_RETRY,
+            summary=f"still held by {control.value}?",
         )
-        self._details = (
-            f"ANALYZING: {outcome.decision.decision_type.value} held by "
-            f"{outcome.verdict.control}: {outcome.verdict.reason}"
-        )
+        if probe.holds:
+            self._deadline = probe.recheck_at
+            if probe.reason:
+                self._details = f"{self._status.value}: {probe.reason}"
+            return
+        self._held_by = None
+        self._deadline = None
+        self._phase = ACT if self._pending is not None else ANALYZE
 
     def _take(self, outcome: AnalysisOutcome) -> bool:
         """Record a decision outcome; False when the incident turned out to be closed."""
@@ -365,15 +455,24 @@ class IncidentWorkflow:
                     incident_id=self._in.incident_id,
                     action_id=plan.action_id,
                     max_attempts=params.action_max_attempts,
+                    timeout_seconds=params.action_timeout_seconds,
                 ),
                 start_to_close_timeout=timedelta(seconds=params.action_timeout_seconds),
+                # The activity gives up by itself after action_max_attempts vendor calls or the
+                # tenant's maximum deferral. Deferrals are retries too, so the policy counts no
+                # attempts and is bounded by time instead.
+                schedule_to_close_timeout=timedelta(
+                    seconds=params.max_deferral_seconds
+                    + params.action_max_attempts * (params.action_timeout_seconds + 60)
+                    + 60
+                ),
                 retry_policy=RetryPolicy(
                     initial_interval=timedelta(seconds=params.action_retry_initial_seconds),
                     backoff_coefficient=2.0,
                     maximum_interval=timedelta(
                         seconds=max(60, params.action_retry_initial_seconds)
                     ),
-                    maximum_attempts=params.action_max_attempts,
+                    maximum_attempts=0,
                 ),
                 summary=f"{plan.action_type.value}",
             )
@@ -390,11 +489,21 @@ class IncidentWorkflow:
                 start_to_close_timeout=DB_TIMEOUT,
                 retry_policy=DB_RETRY,
             )
+        if outcome.held_by is not None:
+            self._hold(outcome.held_by, outcome.held_reason or "", plan)
+            return
         self._actions = [*self._actions, outcome][-KEPT_SUMMARIES:]
         self._pending = None
         self._status = IncidentStatus.ACTIONED
         self._since = outcome.finished_at or workflow.now()
         done = outcome.status is ActionStatus.SUCCEEDED
+        if outcome.gave_up_waiting:
+            await self._decide(
+                ActionType.ESCALATE,
+                f"the vendor stayed unavailable: {outcome.error}; escalating",
+                POLICY_MODEL,
+            )
+            return
         if outcome.action_type is ActionType.RETRY:
             if done:
                 self._phase = VERIFY
@@ -534,6 +643,7 @@ class IncidentWorkflow:
                     since=self._since,
                     recovered_at=self._recovered_at,
                     deadline=self._deadline,
+                    held_by=self._held_by,
                     decisions=self._decisions,
                     actions=self._actions,
                     details=self._details,

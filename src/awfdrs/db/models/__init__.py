@@ -4,9 +4,11 @@ from awfdrs.db.base import Base, BaseModel
 from awfdrs.db.models.actions import Action
 from awfdrs.db.models.decisions import Decision
 from awfdrs.db.models.events import Event
+from awfdrs.db.models.fuse_episodes import FuseEpisode
 from awfdrs.db.models.incidents import Incident
 from awfdrs.db.models.kill_switches import KillSwitch
 from awfdrs.db.models.tenants import Tenant
+from awfdrs.db.models.vendor_calls import VendorCall
 from awfdrs.db.models.vendors import Vendor
 from awfdrs.db.models.workflows import Workflow
 
@@ -16,9 +18,11 @@ __all__ = [
     "BaseModel",
     "Decision",
     "Event",
+    "FuseEpisode",
     "Incident",
     "KillSwitch",
     "Tenant",
     "Vendor",
+    "VendorCall",
     "Workflow",
 ]

@@ -63,3 +63,5 @@ class Action(BaseModel, TenantMixin):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     error: Mapped[str | None] = mapped_column(Text)
+    # When a circuit breaker or rate limit first made it wait; escalated past a maximum.
+    deferred_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

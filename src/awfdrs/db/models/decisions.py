@@ -17,7 +17,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from awfdrs.db.base import BaseModel, TenantMixin, enum_type
-from awfdrs.enums import ActionType, ErrorClass
+from awfdrs.enums import ActionType, ErrorClass, GateControl
 
 
 class Decision(BaseModel, TenantMixin):
@@ -52,7 +52,7 @@ class Decision(BaseModel, TenantMixin):
         enum_type(ErrorClass, "classification")
     )
     attempt: Mapped[int] = mapped_column(server_default="1", default=1)
-    gate: Mapped[str | None] = mapped_column(String(32))
+    gate: Mapped[GateControl | None] = mapped_column(enum_type(GateControl, "gate"))
     gate_reason: Mapped[str | None] = mapped_column(Text)
     decided_by: Mapped[str | None] = mapped_column(String(255))
     details: Mapped[dict[str, Any]] = mapped_column(

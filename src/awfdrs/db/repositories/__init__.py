@@ -3,6 +3,7 @@
 from awfdrs.db.repositories.actions import ActionRepository
 from awfdrs.db.repositories.decisions import DecisionRepository
 from awfdrs.db.repositories.events import EventRepository, NewEvent
+from awfdrs.db.repositories.fuse_episodes import FuseEpisodeRepository
 from awfdrs.db.repositories.incidents import (
     FailureGroup,
     IncidentRepository,
@@ -11,6 +12,7 @@ from awfdrs.db.repositories.incidents import (
 )
 from awfdrs.db.repositories.kill_switches import KillSwitchRepository
 from awfdrs.db.repositories.tenants import TenantDirectory, TenantRepository
+from awfdrs.db.repositories.vendor_calls import VendorCallRepository
 from awfdrs.db.repositories.vendors import VendorRepository
 from awfdrs.db.repositories.workflows import WorkflowRepository
 
@@ -19,6 +21,7 @@ __all__ = [
     "DecisionRepository",
     "EventRepository",
     "FailureGroup",
+    "FuseEpisodeRepository",
     "IncidentRepository",
     "IncidentTouch",
     "KillSwitchRepository",
@@ -26,6 +29,7 @@ __all__ = [
     "Recovery",
     "TenantDirectory",
     "TenantRepository",
+    "VendorCallRepository",
     "VendorRepository",
     "WorkflowRepository",
 ]

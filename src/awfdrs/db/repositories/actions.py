@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, literal_column, or_, select, update
@@ -86,6 +87,24 @@ class ActionRepository(MutableMixin[Action], BaseRepository[Action]):
             .execution_options(synchronize_session=False, populate_existing=True)
         )
         return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def count_automatic_since(self, since: datetime) -> int:
+        """Automatic actions (retries) the tenant ran or started since ``since``; shadow ones
+        executed nothing and do not count."""
+        stmt = self._scoped(func.count()).where(
+            Action.action_type == ActionType.RETRY,
+            Action.status != ActionStatus.SHADOWED,
+            Action.created_at >= since,
+        )
+        return int((await self.session.execute(stmt)).scalar_one())
+
+    async def note_deferral(self, action_id: uuid.UUID) -> Action:
+        """Remember when the action first had to wait for its vendor; returns the row."""
+        action = await self.get_for_update(action_id)
+        if action.deferred_since is None:
+            action.deferred_since = datetime.now(UTC)
+            await self._flush()
+        return action
 
     async def record_attempt_error(self, action_id: uuid.UUID, error: str) -> None:
         """Note a transient failure on an IN_PROGRESS action; Temporal will try again."""

@@ -6,13 +6,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, Uuid, any_, bindparam, func, text, update
+from sqlalchemy import String, Uuid, any_, bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 
-from awfdrs.db.models import Incident
+from awfdrs.db.models import Decision, Incident
 from awfdrs.db.repositories.base import BaseRepository, MutableMixin, as_conflict
-from awfdrs.enums import OPEN_INCIDENT_STATUSES, SEVERITY_ORDER, IncidentStatus, Severity
+from awfdrs.enums import (
+    OPEN_INCIDENT_STATUSES,
+    SEVERITY_ORDER,
+    GateControl,
+    IncidentStatus,
+    Severity,
+)
 from awfdrs.errors import NotFoundError
 
 
@@ -217,6 +223,32 @@ class IncidentRepository(MutableMixin[Incident], BaseRepository[Incident]):
             Incident.signature == any_(wanted), Incident.status.in_(OPEN_INCIDENT_STATUSES)
         )
         return (await self.session.execute(stmt)).scalars().all()
+
+    async def open_count_since(self, since: datetime) -> int:
+        """Incidents opened at or after ``since`` that are still open: the fuse's measure."""
+        stmt = self._scoped(func.count()).where(
+            Incident.created_at >= since, Incident.status.in_(OPEN_INCIDENT_STATUSES)
+        )
+        return int((await self.session.execute(stmt)).scalar_one())
+
+    async def held_by(
+        self, control: GateControl, workflow_id: uuid.UUID | None = None
+    ) -> Sequence[uuid.UUID]:
+        """Open incidents (of ``workflow_id`` if given) whose latest decision ``control`` held."""
+        latest = (
+            select(Decision.gate)
+            .where(Decision.incident_id == Incident.id, Decision.tenant_id == self.tenant_id)
+            .order_by(Decision.created_at.desc(), Decision.id.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        stmt = self._scoped(Incident.id).where(
+            Incident.status.in_(OPEN_INCIDENT_STATUSES), latest == control
+        )
+        if workflow_id is not None:
+            stmt = stmt.where(Incident.workflow_id == workflow_id)
+        ids: Sequence[uuid.UUID] = (await self.session.execute(stmt)).scalars().all()
+        return ids
 
     async def find_open_by_signature(self, signature: str) -> Incident | None:
         stmt = self._select().where(

@@ -1,22 +1,136 @@
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import func, or_, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.sql.elements import ColumnElement
 
 from awfdrs.db.models import KillSwitch
 from awfdrs.db.repositories.base import BaseRepository, DeletableMixin, MutableMixin
+
+# pg_advisory_xact_lock(class, key): the class keeps awfdrs's locks apart from anyone else's.
+KILL_SWITCH_LOCK_CLASS = 0x4B53  # "KS"
+_LOCK = text("SELECT pg_advisory_xact_lock(:cls, hashtext(:tenant))")
+_LOCK_SHARED = text("SELECT pg_advisory_xact_lock_shared(:cls, hashtext(:tenant))")
 
 
 class KillSwitchRepository(
     MutableMixin[KillSwitch], DeletableMixin[KillSwitch], BaseRepository[KillSwitch]
 ):
-    """The tenant's kill switches, active and released."""
+    """The tenant's kill switches. A switch is in force while active and not past its expiry.
+
+    Activation and enforcement serialise on a per-tenant advisory lock held to the end of their
+    transactions: activation exclusively, the move of an action to IN_PROGRESS shared. So an
+    action either started before the activation committed, or sees the switch and does not start.
+    """
 
     model = KillSwitch
 
-    async def list_active(self) -> Sequence[KillSwitch]:
+    def _in_force(self) -> ColumnElement[bool]:
+        return KillSwitch.is_active.is_(True) & or_(
+            KillSwitch.expires_at.is_(None), KillSwitch.expires_at > func.clock_timestamp()
+        )
+
+    async def lock_for_activation(self) -> None:
+        await self.session.execute(
+            _LOCK, {"cls": KILL_SWITCH_LOCK_CLASS, "tenant": str(self.tenant_id)}
+        )
+
+    async def lock_for_enforcement(self) -> None:
+        await self.session.execute(
+            _LOCK_SHARED, {"cls": KILL_SWITCH_LOCK_CLASS, "tenant": str(self.tenant_id)}
+        )
+
+    async def activate(
+        self,
+        *,
+        switch_id: uuid.UUID,
+        workflow_id: uuid.UUID | None,
+        reason: str,
+        activated_by: str,
+        expires_at: datetime | None,
+    ) -> KillSwitch:
+        """Insert the switch (once per id) under the exclusive lock; returns the stored row."""
+        await self.lock_for_activation()
+        values = self._stamp(
+            {
+                "id": switch_id,
+                "workflow_id": workflow_id,
+                "reason": reason,
+                "activated_by": activated_by,
+                "expires_at": expires_at,
+            }
+        )
+        await self.session.execute(
+            insert(KillSwitch)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=[KillSwitch.id])
+        )
+        return await self.get(switch_id)
+
+    async def covering(self, workflow_id: uuid.UUID) -> KillSwitch | None:
+        """The oldest switch in force over ``workflow_id``: tenant-wide or that workflow's."""
         stmt = (
             self._select()
-            .where(KillSwitch.is_active.is_(True))
-            .order_by(KillSwitch.created_at, KillSwitch.id)
+            .where(
+                self._in_force(),
+                or_(KillSwitch.workflow_id.is_(None), KillSwitch.workflow_id == workflow_id),
+            )
+            .order_by(KillSwitch.created_at)
+            .limit(1)
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def list_active(self) -> Sequence[KillSwitch]:
+        """Switches in force, oldest first (expired ones are not, whatever ``is_active`` says)."""
+        stmt = self._select().where(self._in_force()).order_by(KillSwitch.created_at, KillSwitch.id)
+        return (await self.session.execute(stmt)).scalars().all()
+
+    async def release(
+        self,
+        *,
+        released_by: str,
+        reason: str | None,
+        switch_id: uuid.UUID | None = None,
+        workflow_id: uuid.UUID | None = None,
+    ) -> Sequence[KillSwitch]:
+        """Release one switch by id, else every switch in force of a scope (None: tenant-wide)."""
+        condition = self._in_force()
+        if switch_id is not None:
+            condition = condition & (KillSwitch.id == switch_id)
+        elif workflow_id is None:
+            condition = condition & KillSwitch.workflow_id.is_(None)
+        else:
+            condition = condition & (KillSwitch.workflow_id == workflow_id)
+        return await self._deactivate(condition, released_by=released_by, release_reason=reason)
+
+    async def expire_due(self) -> Sequence[KillSwitch]:
+        """Mark the switches whose expiry has passed as no longer active."""
+        condition = KillSwitch.is_active.is_(True) & (
+            KillSwitch.expires_at <= func.clock_timestamp()
+        )
+        return await self._deactivate(condition, released_by=None, release_reason="expired")
+
+    async def _deactivate(
+        self, condition: ColumnElement[bool], *, released_by: str | None, release_reason: str | None
+    ) -> Sequence[KillSwitch]:
+        stmt = (
+            update(KillSwitch)
+            .where(self._in_scope(), condition)
+            .values(
+                is_active=False,
+                released_by=released_by,
+                released_at=func.clock_timestamp(),
+                release_reason=release_reason,
+            )
+            .returning(KillSwitch)
+            .execution_options(synchronize_session=False, populate_existing=True)
         )
         return (await self.session.execute(stmt)).scalars().all()
+
+    async def next_expiry(self) -> datetime | None:
+        stmt = select(func.min(KillSwitch.expires_at)).where(self._in_scope(), self._in_force())
+        return (await self.session.execute(stmt)).scalar_one_or_none()

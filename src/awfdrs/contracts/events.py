@@ -1,12 +1,7 @@
-"""Everything that crosses a Temporal boundary: plain JSON that any SDK or the CLI can send.
-
-Each workflow, activity, signal and update takes exactly one of these models, so fields can be
-added compatibly and the Temporal UI's forms decode into them.
-"""
+"""Events as tenants send them, batches, and what ingest answers."""
 
 from __future__ import annotations
 
-import json
 import math
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -18,15 +13,17 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    HttpUrl,
     StringConstraints,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from awfdrs.enums import ActionStatus, ActionType, ErrorClass, IncidentStatus, Severity
+from awfdrs.contracts.base import Contract, Text255, canonical_json
+from awfdrs.enums import (
+    IncidentStatus,
+    Severity,
+)
 
 MAX_PAYLOAD_BYTES = 64 * 1024
 MAX_PAYLOAD_DEPTH = 32
@@ -38,15 +35,6 @@ MAX_FUTURE_SKEW = timedelta(minutes=5)
 MAX_BATCH_EVENTS = 1000
 MAX_BATCH_BYTES = 256 * 1024
 EVENT_TYPE_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,254}$"
-
-Text255 = Annotated[str, StringConstraints(min_length=1, max_length=255)]
-
-
-class Contract(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-# --- events ---------------------------------------------------------------------------------
 
 
 def _check_json_value(value: Any, path: str, depth: int) -> None:
@@ -80,11 +68,6 @@ def _check_text(value: str, path: str) -> None:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise ValueError(f"{path}: contains invalid Unicode (a lone surrogate)") from None
-
-
-def canonical_json(value: Any) -> str:
-    """One spelling per value: sorted keys, no spaces, UTF-8 kept as is."""
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
 class ErrorInfo(BaseModel):
@@ -205,20 +188,6 @@ class EventIn(Contract):
         return value
 
 
-def describe_validation_error(error: ValidationError, limit: int = 3) -> str:
-    """``field.path: message`` for the first ``limit`` problems, for humans and logs."""
-    parts = []
-    for problem in error.errors()[:limit]:
-        location = ".".join(str(p) for p in problem["loc"]) or "event"
-        message = str(problem["msg"]).removeprefix("Value error, ")
-        if message.startswith(location + ":") or message.startswith(f"{location}."):
-            parts.append(message)
-        else:
-            parts.append(f"{location}: {message}")
-    more = len(error.errors()) - limit
-    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
-
-
 class IngestBatch(Contract):
     """Input of ``IngestEvents``: one tenant, 1 to MAX_BATCH_EVENTS events.
 
@@ -264,217 +233,3 @@ class IngestResult(Contract):
 
     def count(self, outcome: Outcome) -> int:
         return sum(1 for o in self.outcomes if o.outcome is outcome)
-
-
-# --- tenants --------------------------------------------------------------------------------
-
-
-class TenantSettings(Contract):
-    """A tenant's knobs, stored as JSON on its row; every field has a sensible default."""
-
-    grouping_window_seconds: float = Field(30.0, ge=0, le=86_400)
-    verification_window_seconds: float = Field(300.0, ge=0, le=7 * 86_400)
-    approval_timeout_seconds: float = Field(3_600.0, gt=0, le=30 * 86_400)
-    confidence_threshold: float = Field(0.8, ge=0, le=1)
-    max_attempts: int = Field(3, ge=1, le=20)
-    action_timeout_seconds: float = Field(30.0, gt=0, le=3_600)
-    action_retry_initial_seconds: float = Field(1.0, gt=0, le=600)
-    action_max_attempts: int = Field(5, ge=1, le=50)
-    escalation_webhook_url: HttpUrl | None = None
-    escalation_routing_key: Annotated[str, StringConstraints(max_length=255)] | None = None
-
-
-class IncidentParams(Contract):
-    """The tenant settings an incident workflow's timers and retries use, fixed at opening."""
-
-    grouping_window_seconds: float
-    verification_window_seconds: float
-    approval_timeout_seconds: float
-    max_attempts: int
-    action_timeout_seconds: float
-    action_retry_initial_seconds: float
-    action_max_attempts: int
-
-    @classmethod
-    def from_settings(cls, settings: TenantSettings) -> IncidentParams:
-        return cls(**settings.model_dump(include=set(cls.model_fields)))
-
-
-# --- the incident workflow ------------------------------------------------------------------
-
-
-class Observation(Contract):
-    """What ingest tells a running incident: only changes it acts on, never one per event."""
-
-    severity: Severity | None = None
-    recovered_at: datetime | None = None
-
-
-class DecisionSummary(Contract):
-    decision_id: uuid.UUID
-    decision_type: ActionType
-    confidence: float
-    reasoning: str
-    ai_model: str
-    attempt: int
-    classification: ErrorClass | None = None
-    gate: str | None = None
-    gate_reason: str | None = None
-    decided_by: str | None = None
-
-
-class ActionPlan(Contract):
-    action_id: uuid.UUID
-    action_type: ActionType
-    decision_id: uuid.UUID
-    is_reversible: bool
-
-
-class ActionOutcome(Contract):
-    action_id: uuid.UUID
-    action_type: ActionType
-    status: ActionStatus
-    attempts: int
-    finished_at: datetime | None = None
-    summary: str = ""
-    error: str | None = None
-
-
-class Carry(Contract):
-    """An incident workflow's state, handed to its next run by continue-as-new."""
-
-    phase: str
-    status: IncidentStatus
-    severity: Severity
-    attempt: int
-    pending: ActionPlan | None = None
-    since: datetime | None = None
-    recovered_at: datetime | None = None
-    deadline: datetime | None = None  # of the approval wait or the verification window
-    decisions: list[DecisionSummary] = []
-    actions: list[ActionOutcome] = []
-    details: str = ""
-
-
-class IncidentInput(Contract):
-    tenant_id: uuid.UUID
-    incident_id: uuid.UUID
-    signature: str
-    workflow_id: uuid.UUID
-    workflow_name: str
-    title: str
-    severity: Severity
-    regression_of: uuid.UUID | None = None
-    params: IncidentParams
-    carry: Carry | None = None
-
-
-class OperatorCommand(Contract):
-    """approve / reject: ``actor`` is who decided, ``reason`` is optional."""
-
-    actor: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None = None
-
-
-class CloseCommand(Contract):
-    """resolve / ignore: both who and why are required, for the audit trail."""
-
-    actor: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
-
-
-class IncidentSnapshot(Contract):
-    incident_id: uuid.UUID
-    tenant_id: uuid.UUID
-    title: str
-    status: IncidentStatus
-    severity: Severity
-    phase: str
-    attempt: int
-    details: str
-    waiting_for: str | None = None
-    resolution: str | None = None
-    decisions: list[DecisionSummary] = []
-    actions: list[ActionOutcome] = []
-
-
-# --- activity commands ----------------------------------------------------------------------
-
-
-class AnalyzeCommand(Contract):
-    tenant_id: uuid.UUID
-    incident_id: uuid.UUID
-    attempt: int
-    decision_id: uuid.UUID
-    action_id: uuid.UUID
-
-
-class GateVerdict(Contract):
-    """What the gate said: act now, or wait for an operator (``control`` says which check)."""
-
-    act: bool
-    control: str | None = None
-    reason: str | None = None
-
-
-class AnalysisOutcome(Contract):
-    still_open: bool
-    status: IncidentStatus
-    decision: DecisionSummary | None = None
-    verdict: GateVerdict | None = None
-    action: ActionPlan | None = None
-
-
-class DecideCommand(Contract):
-    """A decision not made by the analyzer: an operator's, or the workflow's own policy."""
-
-    tenant_id: uuid.UUID
-    incident_id: uuid.UUID
-    decision_id: uuid.UUID
-    action_id: uuid.UUID
-    action_type: ActionType
-    attempt: int
-    reasoning: str
-    confidence: float = Field(ge=0, le=1)
-    ai_model: str
-    decided_by: str | None = None
-
-
-class ExecuteCommand(Contract):
-    tenant_id: uuid.UUID
-    incident_id: uuid.UUID
-    action_id: uuid.UUID
-    max_attempts: int
-
-
-class AbandonCommand(Contract):
-    tenant_id: uuid.UUID
-    incident_id: uuid.UUID
-    action_id: uuid.UUID
-    reason: str
-
-
-class VerifyCommand(Contract):
-    tenant_id: uuid.UUID
-    incident_id: uuid.UUID
-    since: datetime
-    window_seconds: float
-
-
-class VerifyOutcome(Contract):
-    resolved: bool
-    still_open: bool
-    new_failures: int
-
-
-class CloseIncident(Contract):
-    tenant_id: uuid.UUID
-    incident_id: uuid.UUID
-    status: IncidentStatus
-    resolution: str
-
-
-class CloseOutcome(Contract):
-    status: IncidentStatus
-    resolution: str | None
-    closed_now: bool

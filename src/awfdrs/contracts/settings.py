@@ -1,0 +1,62 @@
+"""Settings that live as JSON on tenant and workflow rows."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import (
+    Field,
+    HttpUrl,
+    StringConstraints,
+)
+
+from awfdrs.contracts.base import Contract
+from awfdrs.enums import (
+    RemediationMode,
+)
+
+
+class TenantSettings(Contract):
+    """A tenant's knobs, stored as JSON on its row; every field has a sensible default."""
+
+    grouping_window_seconds: float = Field(30.0, ge=0, le=86_400)
+    verification_window_seconds: float = Field(300.0, ge=0, le=7 * 86_400)
+    approval_timeout_seconds: float = Field(3_600.0, gt=0, le=30 * 86_400)
+    confidence_threshold: float = Field(0.8, ge=0, le=1)
+    max_attempts: int = Field(3, ge=1, le=20)
+    action_timeout_seconds: float = Field(30.0, gt=0, le=3_600)
+    action_retry_initial_seconds: float = Field(1.0, gt=0, le=600)
+    action_max_attempts: int = Field(5, ge=1, le=50)
+    escalation_webhook_url: HttpUrl | None = None
+    escalation_routing_key: Annotated[str, StringConstraints(max_length=255)] | None = None
+    remediation_mode: RemediationMode = RemediationMode.LIVE
+    budget_actions_per_hour: int = Field(30, ge=0, le=100_000)
+    budget_window_seconds: float = Field(3_600.0, gt=0, le=7 * 86_400)
+    fuse_max_open_incidents: int = Field(20, ge=1, le=100_000)
+    fuse_window_seconds: float = Field(300.0, gt=0, le=86_400)
+    held_recheck_seconds: float = Field(60.0, gt=0, le=86_400)
+    max_deferral_seconds: float = Field(900.0, gt=0, le=7 * 86_400)
+
+
+class WorkflowSettings(Contract):
+    """A workflow's own knobs (JSON on its row); unset ones fall back to the tenant's."""
+
+    remediation_mode: RemediationMode | None = None
+
+
+class IncidentParams(Contract):
+    """The tenant settings an incident workflow's timers and retries use, fixed at opening."""
+
+    grouping_window_seconds: float
+    verification_window_seconds: float
+    approval_timeout_seconds: float
+    max_attempts: int
+    action_timeout_seconds: float
+    action_retry_initial_seconds: float
+    action_max_attempts: int
+    held_recheck_seconds: float = 60.0
+    max_deferral_seconds: float = 900.0
+
+    @classmethod
+    def from_settings(cls, settings: TenantSettings) -> IncidentParams:
+        return cls(**settings.model_dump(include=set(cls.model_fields)))

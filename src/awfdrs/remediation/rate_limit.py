@@ -1,0 +1,40 @@
+"""The vendor rate limit: a sliding window of claimed call slots, shared through PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from awfdrs.db.models import Vendor, VendorCall
+from awfdrs.db.repositories import VendorCallRepository
+
+# Slots are spaced by the window plus this guard, so network jitter between claiming a slot and
+# the request reaching the vendor cannot put one call too many into any window the vendor sees.
+GUARD = timedelta(milliseconds=250)
+
+
+async def claim_slot(
+    calls: VendorCallRepository, vendor: Vendor, now: datetime
+) -> timedelta | None:
+    """Claim a call slot now, or return how long until one frees up (nothing claimed then).
+
+    The caller holds the vendor's row lock, so counting and claiming are one atomic step for
+    every worker. A vendor that answered 429 with Retry-After is not called before that time.
+    """
+    if vendor.blocked_until is not None and vendor.blocked_until > now:
+        return vendor.blocked_until - now
+    window = timedelta(seconds=vendor.rate_limit_window_seconds) + GUARD
+    await calls.prune(vendor.id, now - window)
+    taken = await calls.times_since(vendor.id, now - window)
+    limit = vendor.rate_limit_per_minute
+    if len(taken) >= limit:
+        # The slot frees when the call that is `limit` calls back leaves the window.
+        return taken[len(taken) - limit] + window - now
+    calls.session.add(VendorCall(vendor_id=vendor.id, called_at=now))
+    return None
+
+
+def note_retry_after(vendor: Vendor, now: datetime, seconds: float) -> None:
+    """The vendor said "wait": every worker waits, not only the one it told."""
+    until = now + timedelta(seconds=seconds)
+    if vendor.blocked_until is None or vendor.blocked_until < until:
+        vendor.blocked_until = until

@@ -1,0 +1,203 @@
+"""The shared state of the safety controls, against the real schema and its locks."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from awfdrs.db.repositories import (
+    ActionRepository,
+    DecisionRepository,
+    FuseEpisodeRepository,
+    IncidentRepository,
+    KillSwitchRepository,
+    VendorCallRepository,
+    VendorRepository,
+)
+from awfdrs.db.session import tenant_session
+from awfdrs.enums import ActionStatus, ActionType, GateControl
+from awfdrs.errors import ConflictError
+from awfdrs.remediation import rate_limit
+from tests.support.factories import TenantRef, make_incident, make_tenant
+
+
+async def test_kill_switch_scope_expiry_and_release(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    tenant = await make_tenant(sessions)
+    other_workflow = uuid.uuid4()
+    async with tenant_session(sessions, tenant.id) as session:
+        switches = KillSwitchRepository(session, tenant_id=tenant.id)
+        assert await switches.covering(tenant.workflow_id) is None
+        scoped = await switches.activate(
+            switch_id=uuid.uuid4(),
+            workflow_id=tenant.workflow_id,
+            reason="bad deploy",
+            activated_by="alice",
+            expires_at=None,
+        )
+        again = await switches.activate(
+            switch_id=scoped.id, workflow_id=None, reason="x", activated_by="y", expires_at=None
+        )
+        assert again.reason == "bad deploy"  # idempotent by id
+        covering = await switches.covering(tenant.workflow_id)
+        assert covering is not None
+        assert covering.id == scoped.id
+        assert await switches.covering(other_workflow) is None
+        expired = await switches.activate(
+            switch_id=uuid.uuid4(),
+            workflow_id=None,
+            reason="short",
+            activated_by="bob",
+            expires_at=datetime.now(UTC) - timedelta(seconds=1),
+        )
+        assert [s.id for s in await switches.list_active()] == [scoped.id]
+        assert [s.id for s in await switches.expire_due()] == [expired.id]
+        assert await switches.next_expiry() is None
+        released = await switches.release(
+            released_by="alice", reason="rolled back", workflow_id=tenant.workflow_id
+        )
+        assert [(s.id, s.released_by, s.release_reason) for s in released] == [
+            (scoped.id, "alice", "rolled back")
+        ]
+        assert await switches.covering(tenant.workflow_id) is None
+
+
+async def test_activation_waits_for_a_claim_in_flight_and_later_claims_see_it(
+    committed_sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    tenant = await make_tenant(committed_sessions)
+    claim_locked = asyncio.Event()
+    order: list[str] = []
+
+    async def claim() -> None:
+        async with tenant_session(committed_sessions, tenant.id) as session:
+            switches = KillSwitchRepository(session, tenant_id=tenant.id)
+            await switches.lock_for_enforcement()
+            assert await switches.covering(tenant.workflow_id) is None
+            claim_locked.set()
+            await asyncio.sleep(0.3)  # the claim commits with the lock still held until now
+            order.append("claim committed")
+
+    async def activate() -> None:
+        await claim_locked.wait()
+        async with tenant_session(committed_sessions, tenant.id) as session:
+            await KillSwitchRepository(session, tenant_id=tenant.id).activate(
+                switch_id=uuid.uuid4(),
+                workflow_id=None,
+                reason="stop",
+                activated_by="alice",
+                expires_at=None,
+            )
+            order.append("activation inserted")
+
+    await asyncio.gather(claim(), activate())
+    assert order == ["claim committed", "activation inserted"]
+    async with tenant_session(committed_sessions, tenant.id) as session:
+        switches = KillSwitchRepository(session, tenant_id=tenant.id)
+        await switches.lock_for_enforcement()
+        assert await switches.covering(tenant.workflow_id) is not None
+
+
+async def test_one_open_fuse_episode_per_tenant(sessions: async_sessionmaker[AsyncSession]) -> None:
+    tenant = await make_tenant(sessions)
+    now = datetime.now(UTC)
+    async with tenant_session(sessions, tenant.id) as session:
+        episodes = FuseEpisodeRepository(session, tenant_id=tenant.id)
+        first, opened = await episodes.open(
+            incident_count=5, threshold=3, window_seconds=60, now=now
+        )
+        second, opened_again = await episodes.open(
+            incident_count=6, threshold=3, window_seconds=60, now=now
+        )
+        assert (opened, opened_again, second.id) == (True, False, first.id)
+        assert await episodes.unescalated() is not None
+        assert await episodes.mark_escalated(first.id)
+        assert not await episodes.mark_escalated(first.id)
+        assert await episodes.unescalated() is None
+        await episodes.close(first.id)
+        assert await episodes.find_open() is None
+        third, opened_third = await episodes.open(
+            incident_count=4, threshold=3, window_seconds=60, now=now
+        )
+        assert opened_third
+        assert third.id != first.id
+
+
+async def _retry_action(
+    session: AsyncSession, tenant: TenantRef, incident_id: uuid.UUID, status: ActionStatus
+) -> None:
+    decision = await DecisionRepository(session, tenant_id=tenant.id).add(
+        incident_id=incident_id,
+        decision_type=ActionType.RETRY,
+        reasoning="r",
+        confidence_score=0.9,
+        ai_model="m",
+        gate=GateControl.MODE if status is ActionStatus.SHADOWED else None,
+    )
+    action = await ActionRepository(session, tenant_id=tenant.id).add(
+        incident_id=incident_id,
+        decision_id=decision.id,
+        action_type=ActionType.RETRY,
+        is_reversible=True,
+    )
+    if status.is_final:
+        await ActionRepository(session, tenant_id=tenant.id).finish(action.id, status=status)
+
+
+async def test_budget_counts_automatic_actions_but_not_shadow_ones(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    tenant = await make_tenant(sessions)
+    async with tenant_session(sessions, tenant.id) as session:
+        incident_id = await make_incident(session, tenant)
+        for status in (ActionStatus.PENDING, ActionStatus.SUCCEEDED, ActionStatus.SHADOWED):
+            await _retry_action(session, tenant, incident_id, status)
+        actions = ActionRepository(session, tenant_id=tenant.id)
+        assert await actions.count_automatic_since(datetime.now(UTC) - timedelta(hours=1)) == 2
+        assert await actions.count_automatic_since(datetime.now(UTC) + timedelta(seconds=5)) == 0
+        incidents = IncidentRepository(session, tenant_id=tenant.id)
+        assert await incidents.held_by(GateControl.MODE) == [incident_id]
+        assert await incidents.held_by(GateControl.KILL_SWITCH) == []
+        assert await incidents.open_count_since(datetime.now(UTC) - timedelta(minutes=1)) == 1
+
+
+async def test_rate_limit_slots_are_shared_and_the_delay_is_exact(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessions() as session:
+        vendors = VendorRepository(session)
+        vendor = await vendors.add(
+            name=f"v-{uuid.uuid4().hex[:8]}",
+            base_url="http://127.0.0.1:9",
+            rate_limit_per_minute=2,
+            rate_limit_window_seconds=10.0,
+        )
+        calls = VendorCallRepository(session)
+        t0 = datetime.now(UTC)
+        assert await rate_limit.claim_slot(calls, vendor, t0) is None
+        assert await rate_limit.claim_slot(calls, vendor, t0 + timedelta(seconds=1)) is None
+        await session.flush()
+        wait = await rate_limit.claim_slot(calls, vendor, t0 + timedelta(seconds=3))
+        assert wait == timedelta(seconds=7) + rate_limit.GUARD
+        assert await rate_limit.claim_slot(calls, vendor, t0 + timedelta(seconds=11)) is None
+        rate_limit.note_retry_after(vendor, t0 + timedelta(seconds=11), 4)
+        blocked = await rate_limit.claim_slot(calls, vendor, t0 + timedelta(seconds=12))
+        assert blocked == timedelta(seconds=3)
+        await session.rollback()
+
+
+async def test_vendor_breaker_checks_are_enforced_by_the_database(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessions() as session:
+        with pytest.raises(ConflictError) as caught:
+            await VendorRepository(session).add(
+                name="bad", base_url="http://x", failure_rate_threshold=1.5
+            )
+        await session.rollback()
+    assert caught.value.constraint == "ck_vendors_failure_rate_threshold_in_unit_range"
