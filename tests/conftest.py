@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +18,9 @@ from awfdrs.config import Settings
 from awfdrs.constants import SEARCH_ATTRIBUTES
 from awfdrs.db.session import build_engine, make_sessionmaker
 from awfdrs.devstack.binaries import temporal_cli, temporal_test_server
+from awfdrs.devstack.servers import EscalationReceiver, FlakyVendor
 from tests.support.database import ScratchDatabase, scratch_database
+from tests.support.pipeline import Stack, running_stack
 
 TEST_SETTINGS = Settings(db_pool_size=10, db_max_overflow=20)
 
@@ -131,6 +133,40 @@ def temporal_client(temporal_env: WorkflowEnvironment) -> Client:
 def task_queue() -> str:
     """A fresh task queue per test, so no test's worker picks up another test's tasks."""
     return f"test-{uuid.uuid4()}"
+
+
+# --- local peers: a vendor and an escalation receiver ----------------------------------------
+
+
+@pytest.fixture
+def vendor() -> Iterator[FlakyVendor]:
+    with FlakyVendor() as server:
+        assert isinstance(server, FlakyVendor)
+        yield server
+
+
+@pytest.fixture
+def receiver() -> Iterator[EscalationReceiver]:
+    with EscalationReceiver() as server:
+        assert isinstance(server, EscalationReceiver)
+        yield server
+
+
+# --- awfdrs running in-process ------------------------------------------------------------
+
+
+@pytest.fixture
+async def stack(
+    temporal_client: Client,
+    committed_sessions: async_sessionmaker[AsyncSession],
+    task_queue: str,
+    vendor: FlakyVendor,
+    receiver: EscalationReceiver,
+) -> AsyncIterator[Stack]:
+    async with running_stack(
+        temporal_client, committed_sessions, task_queue, vendor, receiver
+    ) as running:
+        yield running
 
 
 # --- the exit status guard --------------------------------------------------------------------

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from awfdrs.contracts import TenantSettings
+from awfdrs.contracts import TenantSettings, WorkflowSettings
 from awfdrs.db.models import Tenant, Vendor, Workflow
 from awfdrs.db.repositories import (
     TenantDirectory,
@@ -112,6 +112,37 @@ async def ensure_workflow(
         return WorkflowInfo.of(workflow)
 
 
+async def create_workflow(
+    sessions: async_sessionmaker[AsyncSession],
+    tenant_id: uuid.UUID,
+    name: str,
+    description: str = "",
+    settings: WorkflowSettings | None = None,
+) -> WorkflowInfo:
+    """Add a workflow; :class:`ConflictError` (uq_workflows_tenant_id_name) when it exists."""
+    own = (settings or WorkflowSettings()).model_dump(mode="json", exclude_none=True)
+    async with tenant_session(sessions, tenant_id) as session:
+        workflow = await WorkflowRepository(session, tenant_id=tenant_id).add(
+            name=name, description=description, settings=own
+        )
+        return WorkflowInfo.of(workflow)
+
+
+async def update_workflow_settings(
+    sessions: async_sessionmaker[AsyncSession],
+    tenant_id: uuid.UUID,
+    workflow_id: uuid.UUID,
+    changes: dict[str, Any],
+) -> WorkflowInfo:
+    """Merge ``changes`` into a workflow's own settings (validated before anything is written)."""
+    async with tenant_session(sessions, tenant_id) as session:
+        workflows = WorkflowRepository(session, tenant_id=tenant_id)
+        workflow = await workflows.get(workflow_id)
+        merged = WorkflowSettings.model_validate({**workflow.settings, **changes})
+        await workflows.update(workflow, settings=merged.model_dump(mode="json", exclude_none=True))
+        return WorkflowInfo.of(workflow)
+
+
 async def list_workflows(
     sessions: async_sessionmaker[AsyncSession], tenant_id: uuid.UUID
 ) -> list[WorkflowInfo]:
@@ -123,7 +154,7 @@ async def list_workflows(
 
 
 async def ensure_vendor(
-    sessions: async_sessionmaker[AsyncSession], name: str, base_url: str, **breaker: int
+    sessions: async_sessionmaker[AsyncSession], name: str, base_url: str, **breaker: float
 ) -> uuid.UUID:
     """Register ``name`` at ``base_url``, or move an existing one there."""
     async with sessions() as session, session.begin():

@@ -20,6 +20,7 @@ from typing import Any
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import Runtime
 
 from awfdrs.config import Settings, get_settings
 from awfdrs.constants import (
@@ -57,13 +58,16 @@ class KillSwitchRefused(AwfdrsError):
     """The kill-switch workflow refused the request; the message says why."""
 
 
-async def connect_temporal(settings: Settings | None = None) -> Client:
+async def connect_temporal(
+    settings: Settings | None = None, runtime: Runtime | None = None
+) -> Client:
     """A Temporal client speaking awfdrs's JSON (pydantic) payloads."""
     settings = settings or get_settings()
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=pydantic_data_converter,
+        runtime=runtime,
     )
 
 

@@ -30,6 +30,7 @@ from awfdrs.analysis import Analyzer, load_analyzer
 from awfdrs.client import connect_temporal
 from awfdrs.config import Settings, load_settings
 from awfdrs.db.session import build_engine, make_sessionmaker
+from awfdrs.metrics import Metrics, prometheus_runtime, sample_forever
 from awfdrs.remediation.executors import EscalateExecutor, build_executors
 from awfdrs.remediation.gate import default_gate
 from awfdrs.workflows.incident import IncidentWorkflow
@@ -48,13 +49,15 @@ def build_worker(
     task_queue: str,
     analyzer: Analyzer,
     max_concurrent_activities: int = 20,
+    metrics: Metrics | None = None,
 ) -> Worker:
     """A worker with every workflow and activity, on injected resources (tests build their own)."""
+    metrics = metrics or Metrics()
     executors = build_executors(http)
     gate = default_gate()
-    ingest = IngestActivities(sessions, client, task_queue)
-    incidents = IncidentActivities(sessions, analyzer, executors, gate)
-    actions = ActionActivities(sessions, executors)
+    ingest = IngestActivities(sessions, client, task_queue, metrics)
+    incidents = IncidentActivities(sessions, analyzer, executors, gate, metrics)
+    actions = ActionActivities(sessions, executors, metrics)
     controls = ControlActivities(sessions, gate, EscalateExecutor(http))
     switches = KillSwitchActivities(sessions, client)
     return Worker(
@@ -85,23 +88,38 @@ def build_worker(
 
 @asynccontextmanager
 async def worker_resources(settings: Settings) -> AsyncIterator[tuple[Worker, Client]]:
-    """Engine, session factory, HTTP client and Temporal client, built once and closed after."""
+    """Engine, session factory, HTTP and Temporal clients, metrics: built once, closed after.
+
+    With ``AWFDRS_METRICS_PORT`` set, the SDK's metrics and awfdrs's own are served there and
+    the gauges are sampled every ``AWFDRS_METRICS_SAMPLE_SECONDS``.
+    """
     engine = build_engine(settings.require_database_url(), settings)
+    sampler: asyncio.Task[None] | None = None
     try:
-        client = await connect_temporal(settings)
+        runtime = prometheus_runtime(settings.metrics_port) if settings.metrics_port else None
+        metrics = Metrics(runtime.metric_meter if runtime else None)
+        sessions = make_sessionmaker(engine)
+        client = await connect_temporal(settings, runtime)
+        if runtime is not None:
+            every = timedelta(seconds=settings.metrics_sample_seconds)
+            sampler = asyncio.create_task(sample_forever(metrics, sessions, every))
+            log.info("metrics on :%d/metrics", settings.metrics_port)
         async with httpx.AsyncClient() as http:
             yield (
                 build_worker(
                     client,
-                    make_sessionmaker(engine),
+                    sessions,
                     http,
                     task_queue=settings.task_queue,
                     analyzer=load_analyzer(settings.analyzer),
                     max_concurrent_activities=settings.db_pool_size + settings.db_max_overflow,
+                    metrics=metrics,
                 ),
                 client,
             )
     finally:
+        if sampler is not None:
+            sampler.cancel()
         await engine.dispose()
 
 
@@ -121,7 +139,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
 
 def main() -> None:
     settings = load_settings()
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
     asyncio.run(run_worker(settings))
     # The SDK's native runtime may abort the interpreter at exit (sdk-python issue 300).
     os._exit(0)

@@ -13,7 +13,7 @@ from awfdrs.client import AwfdrsClient
 from awfdrs.db.session import make_sessionmaker
 from awfdrs.devstack.demo import Demo
 from awfdrs.devstack.servers import EscalationReceiver, FlakyVendor
-from tests.workflows.conftest import running_stack
+from tests.support.pipeline import running_stack
 
 
 @pytest.fixture

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import Client
 
+from awfdrs.analysis.rules import RulesAnalyzer
 from awfdrs.client import AwfdrsClient
 from awfdrs.contracts import IncidentSnapshot
 from awfdrs.db.models import Action, Decision, Incident
@@ -23,7 +27,9 @@ from awfdrs.db.repositories import (
     WorkflowRepository,
 )
 from awfdrs.db.session import tenant_session
+from awfdrs.devstack.servers import EscalationReceiver, FlakyVendor
 from awfdrs.enums import IncidentStatus
+from awfdrs.worker import build_worker
 from tests.support.factories import TenantRef, make_tenant
 
 T = TypeVar("T")
@@ -185,3 +191,25 @@ def retryable(
         retry={"method": "POST", "path": path, "body": {"key": key}, "reversible": True},
         workflow_id=workflow_id,
     )
+
+
+@asynccontextmanager
+async def running_stack(
+    client: Client,
+    sessions: async_sessionmaker[AsyncSession],
+    task_queue: str,
+    vendor: FlakyVendor,
+    receiver: EscalationReceiver,
+) -> AsyncIterator[Stack]:
+    """An in-process worker on ``task_queue`` and the helpers to drive it."""
+    async with httpx.AsyncClient() as http:
+        worker = build_worker(
+            client, sessions, http, task_queue=task_queue, analyzer=RulesAnalyzer()
+        )
+        async with worker:
+            yield Stack(
+                client=AwfdrsClient(client, task_queue),
+                sessions=sessions,
+                vendor_url=vendor.url,
+                webhook_url=f"{receiver.url}/v2/enqueue",
+            )

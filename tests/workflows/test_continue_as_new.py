@@ -13,8 +13,7 @@ from awfdrs.constants import SEARCH_ATTRIBUTES
 from awfdrs.devstack.binaries import temporal_cli
 from awfdrs.devstack.servers import EscalationReceiver, FlakyVendor
 from awfdrs.enums import IncidentStatus, Severity
-from tests.support.pipeline import event
-from tests.workflows.conftest import running_stack
+from tests.support.pipeline import event, running_stack
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,7 @@ from temporalio.testing import WorkflowEnvironment
 from awfdrs.contracts import IncidentSnapshot
 from awfdrs.devstack.servers import EscalationReceiver, FlakyVendor
 from awfdrs.enums import ActionType
-from tests.support.pipeline import event
-from tests.workflows.conftest import running_stack
+from tests.support.pipeline import event, running_stack
 
 
 async def test_no_answer_within_the_approval_timeout_escalates(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -58,12 +59,15 @@ async def test_killing_the_worker_mid_action_duplicates_nothing(
     summary = await stack.client.ingest(
         tenant.id,
         [
-            event(
-                tenant,
-                "k-1",
-                error={"code": "gateway_timeout", "vendor": name},
-                retry={"method": "PUT", "path": "/v1/orders/7", "body": {"state": "paid"}},
-            )
+            {
+                **event(
+                    tenant,
+                    "k-1",
+                    error={"code": "gateway_timeout", "vendor": name},
+                    retry={"method": "PUT", "path": "/v1/orders/7", "body": {"state": "paid"}},
+                ),
+                "correlation_id": "trace-7",
+            }
         ],
     )
     [incident_id] = {c.incident_id for c in summary.incidents}
@@ -85,6 +89,21 @@ async def test_killing_the_worker_mid_action_duplicates_nothing(
     assert action.attempts == 2
     assert vendor.executions() == {str(action.id): 1}
     assert [r.replayed for r in vendor.requests] == [False, True]
+
+    # Not a terminal: the worker logged JSON lines, one trail from the event to the action.
+    lines = [
+        json.loads(line) for line in worker.log.read_text().splitlines() if line.startswith("{")
+    ]
+    trail = [line for line in lines if line.get("incident_id") == str(incident_id)]
+    messages = [line["message"] for line in trail]
+    assert any(m.startswith("incident opened") for m in messages)
+    assert any(m.startswith("decision: retry") for m in messages)
+    assert any(m.startswith("action retry SUCCEEDED") for m in messages)
+    assert any(m.startswith("incident RESOLVED") for m in messages)
+    for line in trail:
+        assert line["tenant_id"] == str(tenant.id)
+        assert line["workflow_id"] == f"incident-{incident_id}"
+        assert line["correlation_id"] == "trace-7"
 
 
 async def test_sigterm_stops_the_worker_cleanly(

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from awfdrs.activities.incidents import incident_fields
 from awfdrs.contracts import AbandonCommand, ActionOutcome, ExecuteCommand, TenantSettings
 from awfdrs.db.models import Action, Vendor
 from awfdrs.db.repositories import (
@@ -29,6 +30,7 @@ from awfdrs.db.repositories import (
 )
 from awfdrs.db.session import tenant_session
 from awfdrs.enums import ActionStatus, ActionType, GateControl, IncidentStatus
+from awfdrs.metrics import Metrics
 from awfdrs.remediation import breaker, rate_limit
 from awfdrs.remediation.executors import (
     Executed,
@@ -40,6 +42,7 @@ from awfdrs.remediation.executors import (
 from awfdrs.remediation.gate import describe_switch
 
 POLICY_MODEL = "awfdrs-policy/1"
+log = activity.logger
 
 
 def outcome(action: Action, summary: str = "", **extra: object) -> ActionOutcome:
@@ -67,10 +70,14 @@ class Deferred(Exception):
 
 class ActionActivities:
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], executors: dict[ActionType, Executor]
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        executors: dict[ActionType, Executor],
+        metrics: Metrics | None = None,
     ) -> None:
         self._sessions = sessions
         self._executors = executors
+        self._metrics = metrics or Metrics()
 
     async def _context(
         self, session: AsyncSession, action: Action, vendor: Vendor | None
@@ -212,11 +219,25 @@ class ActionActivities:
                 result={**executed.result, "summary": executed.summary},
                 error=executed.error,
             )
-            await IncidentRepository(session, tenant_id=command.tenant_id).transition(
+            incidents = IncidentRepository(session, tenant_id=command.tenant_id)
+            await incidents.transition(
                 command.incident_id,
                 expected=[IncidentStatus.ANALYZING],
                 to=IncidentStatus.ACTIONED,
             )
+            if finished is not None:
+                incident = await incidents.get(command.incident_id)
+                self._metrics.actions.add(
+                    1, {"type": finished.action_type.value, "outcome": finished.status.value}
+                )
+                log.info(
+                    "action %s %s after %d attempt(s): %s",
+                    finished.action_type.value,
+                    finished.status.value,
+                    finished.attempts,
+                    executed.summary,
+                    extra=incident_fields(incident, action_id=finished.id),
+                )
             return outcome(
                 finished or await actions.get(command.action_id),
                 executed.summary,

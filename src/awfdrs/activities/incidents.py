@@ -10,6 +10,7 @@ from temporalio import activity
 
 from awfdrs.activities.context import IncidentContext
 from awfdrs.analysis import Analyzer, IncidentFacts
+from awfdrs.constants import incident_workflow_id
 from awfdrs.contracts import (
     ActionPlan,
     AnalysisOutcome,
@@ -22,7 +23,7 @@ from awfdrs.contracts import (
     VerifyCommand,
     VerifyOutcome,
 )
-from awfdrs.db.models import Action, Decision
+from awfdrs.db.models import Action, Decision, Incident
 from awfdrs.db.repositories import (
     ActionRepository,
     DecisionRepository,
@@ -40,8 +41,11 @@ from awfdrs.enums import (
     GateEffect,
     IncidentStatus,
 )
+from awfdrs.metrics import Metrics
 from awfdrs.remediation.executors import Executor
 from awfdrs.remediation.gate import Gate
+
+log = activity.logger
 
 
 def summarize(decision: Decision) -> DecisionSummary:
@@ -66,6 +70,17 @@ def plan(action: Action) -> ActionPlan:
         decision_id=action.decision_id,
         is_reversible=action.is_reversible,
     )
+
+
+def incident_fields(incident: Incident, **more: object) -> dict[str, object]:
+    """The log context of an incident: who, which, where in Temporal, which trace."""
+    return {
+        "tenant_id": incident.tenant_id,
+        "incident_id": incident.id,
+        "workflow_id": incident_workflow_id(incident.id),
+        "correlation_id": incident.correlation_id,
+        **more,
+    }
 
 
 _EFFECT_OF_CONTROL = {
@@ -107,11 +122,22 @@ class IncidentActivities:
         analyzer: Analyzer,
         executors: dict[ActionType, Executor],
         gate: Gate,
+        metrics: Metrics | None = None,
     ) -> None:
         self._sessions = sessions
         self._analyzer = analyzer
         self._executors = executors
         self._gate = gate
+        self._metrics = metrics or Metrics()
+
+    def _closed(self, incident: Incident) -> None:
+        self._metrics.incidents_closed.add(1, {"status": incident.status.value})
+        log.info(
+            "incident %s: %s",
+            incident.status.value,
+            incident.resolution,
+            extra=incident_fields(incident),
+        )
 
     async def _add_action(
         self,
@@ -230,6 +256,17 @@ class IncidentActivities:
                 gate_reason=verdict.reason,
                 details={**analysis.details, "proposed": analysis.decision_type.value},
             )
+            self._metrics.decision_confidence.record(
+                analysis.confidence, {"decision_type": decision_type.value}
+            )
+            log.info(
+                "decision: %s (confidence %.2f)%s: %s",
+                decision_type.value,
+                analysis.confidence,
+                f", held by {verdict.control.value}" if verdict.control else "",
+                reasoning,
+                extra=incident_fields(incident, decision_id=decision.id),
+            )
             action = None
             if verdict.effect in (GateEffect.ACT, GateEffect.ESCALATE, GateEffect.SHADOW):
                 action = await self._add_action(
@@ -240,6 +277,10 @@ class IncidentActivities:
                     reasoning=reasoning,
                     shadow=verdict.effect is GateEffect.SHADOW,
                 )
+                if action.status is ActionStatus.SHADOWED:
+                    self._metrics.actions.add(
+                        1, {"type": action.action_type.value, "outcome": action.status.value}
+                    )
             return AnalysisOutcome(
                 still_open=True,
                 status=incident.status,
@@ -305,6 +346,8 @@ class IncidentActivities:
                 resolved_at=datetime.now(UTC),
                 resolution=f"verified: no new failures within {window} after the action",
             )
+            if closed is not None:
+                self._closed(closed)
             return VerifyOutcome(resolved=closed is not None, still_open=False, new_failures=0)
 
     @activity.defn(name="close_incident")
@@ -321,6 +364,8 @@ class IncidentActivities:
                 resolved_at=datetime.now(UTC),
                 resolution=command.resolution,
             )
+            if closed is not None:
+                self._closed(closed)
             incident = closed or await incidents.get(command.incident_id)
             return CloseOutcome(
                 status=incident.status,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -43,14 +44,17 @@ from awfdrs.db.models import Incident, Workflow
 from awfdrs.db.repositories import (
     EventRepository,
     IncidentRepository,
+    IncidentTouch,
     TenantRepository,
     WorkflowRepository,
 )
 from awfdrs.db.session import tenant_session
 from awfdrs.enums import IncidentStatus
 from awfdrs.intake import PreparedBatch, conflict, group_failures, latest_successes, prepare
+from awfdrs.metrics import Metrics
 
 DISPATCH_CONCURRENCY = 32
+log = activity.logger
 
 
 class IncidentStart(Contract):
@@ -84,10 +88,12 @@ class IngestActivities:
         sessions: async_sessionmaker[AsyncSession],
         client: Client,
         task_queue: str,
+        metrics: Metrics | None = None,
     ) -> None:
         self._sessions = sessions
         self._client = client
         self._task_queue = task_queue
+        self._metrics = metrics or Metrics()
 
     @activity.defn(name="ingest_batch")
     async def ingest_batch(self, batch: IngestBatch) -> StoredBatch:
@@ -97,6 +103,7 @@ class IngestActivities:
         still names the open incidents those events belong to, so a retry after a crash dispatches
         what the first attempt could not.
         """
+        started = time.perf_counter()
         prepared = prepare(batch.tenant_id, batch.events, datetime.now(UTC))
         async with tenant_session(self._sessions, batch.tenant_id) as session:
             settings, workflows = await self._check_scope(session, batch.tenant_id, prepared)
@@ -159,7 +166,41 @@ class IngestActivities:
                 for t in touches
             ],
         )
+        self._observe(result, touches, by_id, time.perf_counter() - started)
         return StoredBatch(result=result, dispatch=list(starts.values()))
+
+    def _observe(
+        self,
+        result: IngestResult,
+        touches: Sequence[IncidentTouch],
+        incidents: dict[uuid.UUID, Incident],
+        seconds: float,
+    ) -> None:
+        self._metrics.ingest_batch_seconds.record(seconds)
+        for outcome in Outcome:
+            if count := result.count(outcome):
+                self._metrics.events.add(count, {"outcome": outcome.value})
+        opened = [t for t in touches if t.opened]
+        if opened:
+            self._metrics.incidents_opened.add(len(opened))
+        log.info(
+            "batch stored: %d accepted, %d duplicate, %d conflict, %d rejected in %.3fs",
+            *(result.count(o) for o in Outcome),
+            seconds,
+            extra={"tenant_id": result.tenant_id},
+        )
+        for touch in opened:
+            incident = incidents[touch.id]
+            log.info(
+                "incident opened: %s",
+                incident.title,
+                extra={
+                    "tenant_id": incident.tenant_id,
+                    "incident_id": incident.id,
+                    "workflow_id": incident_workflow_id(incident.id),
+                    "correlation_id": incident.correlation_id,
+                },
+            )
 
     async def _check_scope(
         self, session: AsyncSession, tenant_id: uuid.UUID, prepared: PreparedBatch

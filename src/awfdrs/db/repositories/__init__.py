@@ -6,11 +6,13 @@ from awfdrs.db.repositories.events import EventRepository, NewEvent
 from awfdrs.db.repositories.fuse_episodes import FuseEpisodeRepository
 from awfdrs.db.repositories.incidents import (
     FailureGroup,
+    IncidentDirectory,
     IncidentRepository,
     IncidentTouch,
     Recovery,
 )
 from awfdrs.db.repositories.kill_switches import KillSwitchRepository
+from awfdrs.db.repositories.metrics import MetricsRepository
 from awfdrs.db.repositories.tenants import TenantDirectory, TenantRepository
 from awfdrs.db.repositories.vendor_calls import VendorCallRepository
 from awfdrs.db.repositories.vendors import VendorRepository
@@ -22,9 +24,11 @@ __all__ = [
     "EventRepository",
     "FailureGroup",
     "FuseEpisodeRepository",
+    "IncidentDirectory",
     "IncidentRepository",
     "IncidentTouch",
     "KillSwitchRepository",
+    "MetricsRepository",
     "NewEvent",
     "Recovery",
     "TenantDirectory",

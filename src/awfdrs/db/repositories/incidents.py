@@ -9,8 +9,9 @@ from typing import Any
 from sqlalchemy import String, Uuid, any_, bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from awfdrs.db.models import Decision, Incident
+from awfdrs.db.models import Decision, Incident, Tenant
 from awfdrs.db.repositories.base import BaseRepository, MutableMixin, as_conflict
 from awfdrs.enums import (
     OPEN_INCIDENT_STATUSES,
@@ -58,6 +59,8 @@ class Recovery:
     recovered_at: datetime
 
 
+# created_at is the transaction's now(), like the received_at of the events that open it, so an
+# incident's events are exactly those of its signature received from its creation on.
 # All CTEs read one snapshot: ``prior`` is the state before this statement, ``latest`` decides
 # between counting on an IGNORED incident, updating the open one (the ON CONFLICT arbiter is the
 # partial unique index) and opening a new one that links a RESOLVED predecessor. Rows are taken
@@ -97,10 +100,10 @@ _UPSERT = text(
     upserted AS (
         INSERT INTO incidents AS i (tenant_id, workflow_id, signature, operation, title, status,
                                     severity, event_count, first_seen_at, last_seen_at,
-                                    regression_of, correlation_id)
+                                    regression_of, correlation_id, created_at)
         SELECT CAST(:tenant_id AS uuid), b.workflow_id, b.signature, b.operation, b.title, 'NEW',
                b.severity, b.n, b.first_seen_at, b.last_seen_at,
-               CASE WHEN l.status = 'RESOLVED' THEN l.id END, b.correlation_id
+               CASE WHEN l.status = 'RESOLVED' THEN l.id END, b.correlation_id, now()
         FROM batch b LEFT JOIN latest l ON l.signature = b.signature
         WHERE l.status IS DISTINCT FROM 'IGNORED'
         ORDER BY b.signature
@@ -205,6 +208,22 @@ class IncidentRepository(MutableMixin[Incident], BaseRepository[Incident]):
             },
         )
         return [Recovery(row.id, IncidentStatus(row.status), row.occurred_at) for row in result]
+
+    async def search(
+        self,
+        *,
+        status: IncidentStatus | None = None,
+        severity: Severity | None = None,
+        limit: int = 50,
+    ) -> Sequence[Incident]:
+        """Newest first, optionally of one status and one severity."""
+        stmt = self._select()
+        if status is not None:
+            stmt = stmt.where(Incident.status == status)
+        if severity is not None:
+            stmt = stmt.where(Incident.severity == severity)
+        stmt = stmt.order_by(Incident.created_at.desc(), Incident.id.desc()).limit(limit)
+        return (await self.session.execute(stmt)).scalars().all()
 
     async def find_many(self, ids: Collection[uuid.UUID]) -> Sequence[Incident]:
         """The incidents among ``ids`` that exist for this tenant."""
@@ -325,3 +344,31 @@ class IncidentRepository(MutableMixin[Incident], BaseRepository[Incident]):
         if row is None and await self.find(incident_id) is None:
             raise NotFoundError("Incident", incident_id)
         return row
+
+
+class IncidentDirectory:
+    """Incidents of every tenant, for operators on the owner connection (the CLI's listings)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def search(
+        self,
+        *,
+        status: IncidentStatus | None = None,
+        severity: Severity | None = None,
+        limit: int = 50,
+    ) -> Sequence[tuple[Incident, str]]:
+        """(incident, tenant name), newest first."""
+        stmt = select(Incident, Tenant.name).join(Tenant, Tenant.id == Incident.tenant_id)
+        if status is not None:
+            stmt = stmt.where(Incident.status == status)
+        if severity is not None:
+            stmt = stmt.where(Incident.severity == severity)
+        stmt = stmt.order_by(Incident.created_at.desc(), Incident.id.desc()).limit(limit)
+        return [(incident, name) for incident, name in (await self.session.execute(stmt)).all()]
+
+    async def tenant_of(self, incident_id: uuid.UUID) -> uuid.UUID | None:
+        stmt = select(Incident.tenant_id).where(Incident.id == incident_id)
+        found: uuid.UUID | None = (await self.session.execute(stmt)).scalar_one_or_none()
+        return found

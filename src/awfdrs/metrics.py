@@ -1,0 +1,93 @@
+"""awfdrs's own metrics, served by the Temporal SDK's Prometheus endpoint beside its own.
+
+Counters and histograms are recorded where things happen (activities); gauges that need the
+whole picture (incidents by status, held incidents, breaker states) are sampled by the worker
+from aggregate-only SQL functions, since the application role sees one tenant at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.common import MetricMeter
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+
+from awfdrs.db.repositories import MetricsRepository, VendorRepository
+from awfdrs.enums import CircuitState, IncidentStatus
+
+log = logging.getLogger(__name__)
+BREAKER_VALUE = {CircuitState.CLOSED: 0, CircuitState.HALF_OPEN: 1, CircuitState.OPEN: 2}
+
+
+class Metrics:
+    """The instruments; built once per worker on its runtime's meter (a no-op meter in tests
+    that do not look)."""
+
+    def __init__(self, meter: MetricMeter | None = None) -> None:
+        meter = meter or MetricMeter.noop
+        self.events = meter.create_counter(
+            "awfdrs_events", "Events ingested, by outcome (accepted, duplicate, …)", "events"
+        )
+        self.ingest_batch_seconds = meter.create_histogram_float(
+            "awfdrs_ingest_batch_seconds", "Time to store one batch and upsert its incidents", "s"
+        )
+        self.incidents_opened = meter.create_counter(
+            "awfdrs_incidents_opened", "Incidents opened", "incidents"
+        )
+        self.incidents_closed = meter.create_counter(
+            "awfdrs_incidents_closed", "Incidents closed, by final status", "incidents"
+        )
+        self.incidents = meter.create_gauge("awfdrs_incidents", "Incidents by status", "incidents")
+        self.actions = meter.create_counter(
+            "awfdrs_actions", "Actions finished, by type and outcome", "actions"
+        )
+        self.decision_confidence = meter.create_histogram_float(
+            "awfdrs_decision_confidence", "Confidence of analyzer decisions, by type", "1"
+        )
+        self.breaker_state = meter.create_gauge(
+            "awfdrs_vendor_breaker_state",
+            "Circuit breaker per vendor: 0 closed, 1 half-open, 2 open",
+        )
+        self.held = meter.create_gauge(
+            "awfdrs_incidents_held", "Open incidents held by a control (kill_switch, fuse, …)"
+        )
+
+
+def prometheus_runtime(port: int, host: str = "0.0.0.0") -> Runtime:
+    """A Temporal runtime serving every metric, the SDK's and ours, on ``host:port``."""
+    return Runtime(
+        telemetry=TelemetryConfig(
+            metrics=PrometheusConfig(bind_address=f"{host}:{port}", counters_total_suffix=True)
+        )
+    )
+
+
+async def sample(metrics: Metrics, sessions: async_sessionmaker[AsyncSession]) -> None:
+    """Set the gauges once from the database."""
+    async with sessions() as session, session.begin():
+        repository = MetricsRepository(session)
+        counts = await repository.incident_counts()
+        held = await repository.held_counts()
+        vendors = await VendorRepository(session).list_all()
+    for status in IncidentStatus:
+        metrics.incidents.set(counts.get(status, 0), {"status": status.value})
+    for control, count in held.items():
+        metrics.held.set(count, {"control": control.value})
+    for vendor in vendors:
+        metrics.breaker_state.set(
+            BREAKER_VALUE[vendor.circuit_breaker_state], {"vendor": vendor.name}
+        )
+
+
+async def sample_forever(
+    metrics: Metrics, sessions: async_sessionmaker[AsyncSession], every: timedelta
+) -> None:
+    while True:
+        try:
+            await sample(metrics, sessions)
+        except Exception:  # a database blip must not take the worker down
+            log.warning("metrics sampling failed", exc_info=True)
+        await asyncio.sleep(every.total_seconds())
