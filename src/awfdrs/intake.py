@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -53,17 +54,26 @@ class PreparedBatch:
         return {a.event.workflow_id for a in self.accepted}
 
 
-def payload_hash(event: EventIn, raw_payload: object) -> str:
-    """What "the same event" means: every field the sender set except the key itself."""
-    content = {
-        "workflow_id": str(event.workflow_id),
-        "event_type": event.event_type,
-        "occurred_at": event.occurred_at.isoformat(),
-        "correlation_id": event.correlation_id,
-        "severity": event.severity.value if event.severity else None,
-        "payload": raw_payload,
-    }
-    return hashlib.sha256(canonical_json(content).encode()).hexdigest()
+def payload_hash(event: EventIn, payload_json: str) -> str:
+    """What "the same event" means: every field the sender set except the key itself.
+
+    The payload enters as its canonical text, already serialised for storage.
+    """
+    # Unit-separated rather than JSON: the fields cannot contain U+001F (NUL and control
+    # characters are refused), and this runs once per event on the hot path.
+    header = "\x1f".join(
+        (
+            str(event.workflow_id),
+            event.event_type,
+            event.occurred_at.isoformat(),
+            event.correlation_id or "\x00",
+            event.severity.value if event.severity else "\x00",
+        )
+    )
+    digest = hashlib.sha256(header.encode())
+    digest.update(b"\x1e")
+    digest.update(payload_json.encode())
+    return digest.hexdigest()
 
 
 def _title(operation: str, event: EventIn) -> str:
@@ -91,16 +101,17 @@ def prepare(tenant_id: uuid.UUID, raw_events: Iterable[object], now: datetime) -
             batch.results[index] = _reject(None, "event: must be a JSON object")
             continue
         key = raw.get("idempotency_key")
+        context: dict[str, Any] = {"now": now}
         try:
-            event = EventIn.model_validate(raw, context={"now": now})
+            event = EventIn.model_validate(raw, context=context)
         except ValidationError as exc:
             batch.results[index] = _reject(key, describe_validation_error(exc))
             continue
         if event.tenant_id != tenant_id:
             batch.results[index] = _reject(key, "tenant_id: does not match the batch's tenant_id")
             continue
-        raw_payload = raw.get("payload", {})
-        digest = payload_hash(event, raw_payload)
+        payload_json = context.get("payload_json") or canonical_json(raw.get("payload", {}))
+        digest = payload_hash(event, payload_json)
         earlier = first_by_key.get(event.idempotency_key)
         if earlier is not None:
             batch.repeats[index] = earlier.index
@@ -122,7 +133,7 @@ def prepare(tenant_id: uuid.UUID, raw_events: Iterable[object], now: datetime) -
             workflow_id=event.workflow_id,
             event_type=event.event_type,
             outcome=outcome,
-            payload_json=canonical_json(raw_payload),
+            payload_json=payload_json,
             idempotency_key=event.idempotency_key,
             occurred_at=event.occurred_at,
             severity=event.severity or (Severity.ERROR if failure else None),

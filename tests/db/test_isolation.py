@@ -135,8 +135,9 @@ async def test_an_event_cannot_reference_another_tenants_workflow(
 ) -> None:
     # Foreign-key checks do not apply RLS; the composite key (tenant_id, workflow_id) does.
     a, b = two_tenants
-    with pytest.raises(DBAPIError, match="fk_events_tenant_id_workflow_id_workflows"):
+    with pytest.raises(ConflictError) as caught:
         async with tenant_session(sessions, b.id) as session:
             await EventRepository(session, tenant_id=b.id).insert_new(
                 [new_event(b, "k-x", workflow_id=a.workflow_id)]
             )
+    assert caught.value.constraint == "fk_events_tenant_id_workflow_id_workflows"

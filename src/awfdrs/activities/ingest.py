@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
@@ -259,6 +260,12 @@ class IngestActivities:
         limit = asyncio.Semaphore(DISPATCH_CONCURRENCY)
 
         async def one(start: IncidentStart) -> bool:
+            news = start.observation.severity is not None or start.observation.recovered_at
+            signal: dict[str, Any] = (
+                {"start_signal": "observe", "start_signal_args": [start.observation]}
+                if news
+                else {"request_eager_start": True}
+            )
             async with limit:
                 try:
                     await self._client.start_workflow(
@@ -268,11 +275,10 @@ class IngestActivities:
                         task_queue=self._task_queue,
                         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
-                        start_signal="observe",
-                        start_signal_args=[start.observation],
                         search_attributes=_search_attributes(start.workflow),
                         static_summary=f"{start.workflow.workflow_name}: {start.workflow.title}",
                         static_details=_static_details(start.workflow),
+                        **signal,
                     )
                 except WorkflowAlreadyStartedError:
                     return False

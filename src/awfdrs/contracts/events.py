@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -19,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from awfdrs.contracts.base import Contract, Text255, canonical_json
+from awfdrs.contracts.base import Contract, Text255
 from awfdrs.enums import (
     IncidentStatus,
     Severity,
@@ -59,6 +60,28 @@ def _check_json_value(value: Any, path: str, depth: int) -> None:
             _check_json_value(item, f"{path}[{index}]", depth + 1)
     else:
         raise ValueError(f"{path}: {type(value).__name__} is not a JSON value")
+
+
+def serialise_payload(payload: dict[str, Any]) -> str:
+    """The payload's canonical JSON, or ValueError naming what PostgreSQL could not store.
+
+    Serialising is the fast check (NaN and infinity refused, lone surrogates fail to encode,
+    NUL shows as an escape); the slow walk that names the offending path runs only when the fast
+    check fails, or when the payload may nest deeper than allowed (it has more containers).
+    """
+    try:
+        text = json.dumps(
+            payload, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
+        )
+        size = len(text.encode("utf-8"))
+    except (ValueError, TypeError, UnicodeEncodeError):
+        _check_json_value(payload, "payload", 0)
+        raise  # the walk found nothing more precise to say
+    if "\\u0000" in text or text.count("{") + text.count("[") > MAX_PAYLOAD_DEPTH:
+        _check_json_value(payload, "payload", 0)
+    if size > MAX_PAYLOAD_BYTES:
+        raise ValueError(f"{size} bytes serialised, at most {MAX_PAYLOAD_BYTES} allowed")
+    return text
 
 
 def _check_text(value: str, path: str) -> None:
@@ -111,7 +134,7 @@ class RetrySpec(BaseModel):
     def _relative(cls, value: str) -> str:
         if not value.startswith("/") or value.startswith("//") or "\\" in value:
             raise ValueError("must be a path starting with a single '/'")
-        if any(ord(c) < 0x20 or c == "\x7f" for c in value):
+        if not value.isprintable():
             raise ValueError("must not contain control characters")
         return value
 
@@ -145,13 +168,12 @@ class Payload(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _raw(cls, data: Any) -> Any:
+    def _raw(cls, data: Any, info: ValidationInfo) -> Any:
         if not isinstance(data, dict):
             raise ValueError("must be a JSON object")
-        _check_json_value(data, "payload", 0)
-        size = len(canonical_json(data).encode())
-        if size > MAX_PAYLOAD_BYTES:
-            raise ValueError(f"{size} bytes serialised, at most {MAX_PAYLOAD_BYTES} allowed")
+        text = serialise_payload(data)
+        if isinstance(info.context, dict):
+            info.context["payload_json"] = text  # ingest stores this very text, serialised once
         return data
 
 
@@ -175,8 +197,9 @@ class EventIn(Contract):
     @field_validator("idempotency_key", "correlation_id")
     @classmethod
     def _text(cls, value: str | None, info: ValidationInfo) -> str | None:
-        if value is not None:
-            _check_text(value, str(info.field_name))
+        # Identifiers, not prose: no control characters, separators or lone surrogates.
+        if value is not None and not value.isprintable():
+            raise ValueError("must be printable: no control characters or line breaks")
         return value
 
     @field_validator("occurred_at")

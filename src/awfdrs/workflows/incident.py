@@ -85,7 +85,10 @@ class IncidentWorkflow:
         self._resolution: str | None = None
         self._close_request: tuple[IncidentStatus, CloseCommand] | None = None
         self._approval: tuple[bool, OperatorCommand] | None = None
-        self._published: tuple[object, ...] | None = None
+        # Dispatch starts the workflow with these search attributes, and continue-as-new keeps
+        # them: the first upsert would only repeat them.
+        self._published: tuple[object, ...] = (self._status, self._severity, self._held_by)
+        self._published_details: str | None = None
 
     # --- what operators and ingest can send ---------------------------------------------
 
@@ -613,8 +616,15 @@ class IncidentWorkflow:
     # --- what the Temporal UI shows -----------------------------------------------------
 
     def _publish(self) -> None:
-        """Search attributes and current details, upserted only when they changed."""
-        state = (self._status, self._severity, self._held_by, self._details)
+        """Search attributes and current details, each sent only when it changed."""
+        details = (
+            f"**{self._status.value}** · {self._severity.value} · attempt {self._attempt}  \n"
+            f"{self._details}"
+        )
+        if details != self._published_details:
+            self._published_details = details
+            workflow.set_current_details(details)
+        state = (self._status, self._severity, self._held_by)
         if state == self._published:
             return
         self._published = state
@@ -624,10 +634,6 @@ class IncidentWorkflow:
                 SA_SEVERITY.value_set(self._severity.value),
                 SA_HELD_BY.value_set(self._held_by) if self._held_by else SA_HELD_BY.value_unset(),
             ]
-        )
-        workflow.set_current_details(
-            f"**{self._status.value}** · {self._severity.value} · attempt {self._attempt}  \n"
-            f"{self._details}"
         )
 
     def _carry(self) -> IncidentInput:

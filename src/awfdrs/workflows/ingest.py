@@ -21,15 +21,19 @@ DISPATCH_CHUNK = 200
 class IngestEventsWorkflow:
     """Store a batch, then signal-with-start the incident workflows it concerns.
 
-    The two steps are separate activities so that what the first committed is in history before
-    the second runs: if starting workflows fails, it is retried without re-inserting anything.
-    A malformed batch (not an object, no events, too many) fails the workflow at once.
+    Storing is a local activity: the batch is already in history as the workflow's input, and a
+    local activity neither records it again nor costs a round trip through the task queue.
+    Dispatching is a regular activity, scheduled in the workflow task that records the stored
+    result, so what the first step committed is in history before any workflow is started; a
+    replay after a crash re-runs the first step, which finds its own events as duplicates and
+    still names their open incidents. A malformed batch (not an object, no events, too many)
+    fails the workflow at once.
     """
 
     @workflow.run
     async def run(self, batch: IngestBatch) -> IngestResult:
         try:
-            stored = await workflow.execute_activity_method(
+            stored = await workflow.execute_local_activity_method(
                 IngestActivities.ingest_batch,
                 batch,
                 start_to_close_timeout=DB_TIMEOUT,

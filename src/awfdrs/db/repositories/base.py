@@ -41,6 +41,25 @@ def as_conflict(exc: IntegrityError) -> ConflictError:
     return ConflictError(constraint_name(exc), detail)
 
 
+async def fetch_raw(session: AsyncSession, sql: str, *args: Any) -> list[Any]:
+    """Run ``sql`` ($1-style) on the session's asyncpg connection, in its transaction.
+
+    For the set-based statements on batches, where SQLAlchemy's per-value parameter processing
+    would cost more than the statement. Integrity violations still become ConflictError.
+    """
+    import asyncpg
+
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    driver = raw.driver_connection
+    assert driver is not None
+    try:
+        rows: list[Any] = await driver.fetch(sql, *args)
+    except asyncpg.IntegrityConstraintViolationError as exc:
+        raise ConflictError(exc.constraint_name or "unknown", str(exc)) from exc
+    return rows
+
+
 class _Repository(ABC, Generic[T]):
     model: type[Any]
 

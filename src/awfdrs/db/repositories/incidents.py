@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from awfdrs.db.models import Decision, Incident, Tenant
-from awfdrs.db.repositories.base import BaseRepository, MutableMixin, as_conflict
+from awfdrs.db.repositories.base import BaseRepository, MutableMixin, as_conflict, fetch_raw
 from awfdrs.enums import (
     OPEN_INCIDENT_STATUSES,
     SEVERITY_ORDER,
@@ -65,27 +65,26 @@ class Recovery:
 # between counting on an IGNORED incident, updating the open one (the ON CONFLICT arbiter is the
 # partial unique index) and opening a new one that links a RESOLVED predecessor. Rows are taken
 # in signature order so concurrent batches lock in the same order.
-_UPSERT = text(
-    """
+UPSERT_SQL = """
     WITH batch AS (
-        SELECT * FROM unnest(CAST(:signatures AS text[]), CAST(:workflow_ids AS uuid[]),
-                             CAST(:operations AS text[]), CAST(:titles AS text[]),
-                             CAST(:counts AS integer[]), CAST(:first_seen AS timestamptz[]),
-                             CAST(:last_seen AS timestamptz[]), CAST(:severities AS text[]),
-                             CAST(:correlation_ids AS text[]))
+        SELECT * FROM unnest(CAST($2 AS text[]), CAST($3 AS uuid[]),
+                             CAST($4 AS text[]), CAST($5 AS text[]),
+                             CAST($6 AS integer[]), CAST($7 AS timestamptz[]),
+                             CAST($8 AS timestamptz[]), CAST($9 AS text[]),
+                             CAST($10 AS text[]))
             AS b(signature, workflow_id, operation, title, n, first_seen_at, last_seen_at,
                  severity, correlation_id)
     ),
     latest AS (
         SELECT DISTINCT ON (i.signature) i.id, i.signature, i.status
         FROM incidents i JOIN batch b ON b.signature = i.signature
-        WHERE i.tenant_id = CAST(:tenant_id AS uuid)
+        WHERE i.tenant_id = CAST($1 AS uuid)
         ORDER BY i.signature, i.created_at DESC, i.id DESC
     ),
     prior AS (
         SELECT i.id, i.severity
         FROM incidents i JOIN batch b ON b.signature = i.signature
-        WHERE i.tenant_id = CAST(:tenant_id AS uuid)
+        WHERE i.tenant_id = CAST($1 AS uuid)
           AND i.status IN ('NEW', 'ANALYZING', 'ACTIONED')
     ),
     ignored AS (
@@ -101,7 +100,7 @@ _UPSERT = text(
         INSERT INTO incidents AS i (tenant_id, workflow_id, signature, operation, title, status,
                                     severity, event_count, first_seen_at, last_seen_at,
                                     regression_of, correlation_id, created_at)
-        SELECT CAST(:tenant_id AS uuid), b.workflow_id, b.signature, b.operation, b.title, 'NEW',
+        SELECT CAST($1 AS uuid), b.workflow_id, b.signature, b.operation, b.title, 'NEW',
                b.severity, b.n, b.first_seen_at, b.last_seen_at,
                CASE WHEN l.status = 'RESOLVED' THEN l.id END, b.correlation_id, now()
         FROM batch b LEFT JOIN latest l ON l.signature = b.signature
@@ -113,8 +112,8 @@ _UPSERT = text(
             first_seen_at = least(i.first_seen_at, excluded.first_seen_at),
             last_seen_at = greatest(i.last_seen_at, excluded.last_seen_at),
             severity = CASE
-                WHEN array_position(CAST(:severity_order AS text[]), excluded.severity)
-                   > array_position(CAST(:severity_order AS text[]), i.severity)
+                WHEN array_position(CAST($11 AS text[]), excluded.severity)
+                   > array_position(CAST($11 AS text[]), i.severity)
                 THEN excluded.severity ELSE i.severity END
         RETURNING i.id, i.signature, i.status, i.severity, i.event_count, i.regression_of,
                   (i.xmax = 0) AS opened
@@ -127,7 +126,6 @@ _UPSERT = text(
            g.regression_of
     FROM ignored g
     """
-)
 
 _RECOVERIES = text(
     """
@@ -158,32 +156,31 @@ class IncidentRepository(MutableMixin[Incident], BaseRepository[Incident]):
         if not groups:
             return []
         ordered = sorted(groups, key=lambda g: g.signature)
-        result = await self.session.execute(
-            _UPSERT,
-            {
-                "tenant_id": str(self.tenant_id),
-                "signatures": [g.signature for g in ordered],
-                "workflow_ids": [g.workflow_id for g in ordered],
-                "operations": [g.operation for g in ordered],
-                "titles": [g.title for g in ordered],
-                "counts": [g.count for g in ordered],
-                "first_seen": [g.first_seen_at for g in ordered],
-                "last_seen": [g.last_seen_at for g in ordered],
-                "severities": [g.severity.value for g in ordered],
-                "correlation_ids": [g.correlation_id for g in ordered],
-                "severity_order": [s.value for s in SEVERITY_ORDER],
-            },
+        result = await fetch_raw(
+            self.session,
+            UPSERT_SQL,
+            str(self.tenant_id),
+            [g.signature for g in ordered],
+            [g.workflow_id for g in ordered],
+            [g.operation for g in ordered],
+            [g.title for g in ordered],
+            [g.count for g in ordered],
+            [g.first_seen_at for g in ordered],
+            [g.last_seen_at for g in ordered],
+            [g.severity.value for g in ordered],
+            [g.correlation_id for g in ordered],
+            [s.value for s in SEVERITY_ORDER],
         )
         return [
             IncidentTouch(
-                id=row.id,
-                signature=row.signature,
-                status=IncidentStatus(row.status),
-                severity=Severity(row.severity),
-                prior_severity=Severity(row.prior_severity) if row.prior_severity else None,
-                opened=bool(row.opened),
-                event_count=row.event_count,
-                regression_of=row.regression_of,
+                id=row["id"],
+                signature=row["signature"],
+                status=IncidentStatus(row["status"]),
+                severity=Severity(row["severity"]),
+                prior_severity=Severity(row["prior_severity"]) if row["prior_severity"] else None,
+                opened=bool(row["opened"]),
+                event_count=row["event_count"],
+                regression_of=row["regression_of"],
             )
             for row in result
         ]

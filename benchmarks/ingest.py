@@ -1,0 +1,203 @@
+"""Benchmark 1: ingest throughput end to end, beside the floor and the naive path, one run.
+
+- awfdrs: client → ``IngestEvents`` → events stored, incidents upserted and their workflows
+  started, through a worker process (its peak RSS is benchmark 5);
+- the floor: the same rows (validated and fingerprinted beforehand) written by raw asyncpg with
+  the set-based statements, no SQLAlchemy, no Temporal: the persistence stage's limit here;
+- naive: the seed document's style, per event get_by_idempotency_key, create, incident
+  create-or-count, commit, through the same models.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from awfdrs.client import batches
+from awfdrs.config import asyncpg_dsn
+from awfdrs.contracts import IngestBatch, Outcome
+from awfdrs.db.repositories import EventRepository, IncidentRepository
+from awfdrs.db.repositories.events import INSERT_MANY_SQL
+from awfdrs.db.repositories.incidents import UPSERT_SQL
+from awfdrs.db.session import tenant_session
+from awfdrs.enums import SEVERITY_ORDER
+from awfdrs.intake import group_failures, prepare
+from benchmarks.harness import Bench, Tenant, Workload, make_tenants, workload
+
+
+@dataclass
+class Measured:
+    events: int
+    seconds: float
+    stored: int
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds if self.seconds else 0.0
+
+
+def _jobs(work: Workload) -> list[tuple[uuid.UUID, list[dict[str, Any]]]]:
+    """Batches per tenant, interleaved across tenants the way concurrent senders arrive."""
+    per_tenant = [[(tenant, b) for b in batches(events)] for tenant, events in work.events.items()]
+    jobs = []
+    while any(per_tenant):
+        for queue in per_tenant:
+            if queue:
+                jobs.append(queue.pop(0))
+    return jobs
+
+
+async def run_awfdrs(bench: Bench, work: Workload, concurrency: int) -> Measured:
+    client = bench.client()
+    limit = asyncio.Semaphore(concurrency)
+    accepted = 0
+
+    async def send(tenant: uuid.UUID, chunk: list[dict[str, Any]]) -> None:
+        nonlocal accepted
+        async with limit:
+            result = await client.ingest_batch(IngestBatch(tenant_id=tenant, events=chunk))
+        accepted += result.count(Outcome.ACCEPTED)
+
+    jobs = _jobs(work)
+    started = time.perf_counter()
+    await asyncio.gather(*(send(t, c) for t, c in jobs))
+    return Measured(work.total, time.perf_counter() - started, accepted)
+
+
+async def run_floor(bench: Bench, work: Workload, concurrency: int) -> Measured:
+    now = datetime.now(UTC)
+    prepared = [(tenant, prepare(tenant, chunk, now)) for tenant, chunk in _jobs(work)]
+    pool = await asyncpg.create_pool(
+        asyncpg_dsn(bench.app_url), min_size=concurrency, max_size=concurrency
+    )
+    assert pool is not None
+    stored = 0
+
+    async def write(tenant: uuid.UUID, batch: Any) -> None:
+        nonlocal stored
+        rows = sorted((a.row for a in batch.accepted), key=lambda r: r.idempotency_key)
+        async with pool.acquire() as connection, connection.transaction():
+            await connection.execute("SELECT set_config('app.tenant_id', $1, true)", str(tenant))
+            inserted = {
+                r[0]
+                for r in await connection.fetch(
+                    INSERT_MANY_SQL, str(tenant), [r.workflow_id for r in rows],
+                    [r.event_type for r in rows], [r.outcome.value for r in rows],
+                    [r.payload_json for r in rows], [r.idempotency_key for r in rows],
+                    [r.occurred_at for r in rows],
+                    [r.severity.value if r.severity else None for r in rows],
+                    [r.signature for r in rows], [r.fingerprint_version for r in rows],
+                    [r.payload_hash for r in rows], [r.correlation_id for r in rows],
+                )
+            }  # fmt: skip
+            groups = sorted(
+                group_failures(a for a in batch.accepted if a.row.idempotency_key in inserted),
+                key=lambda g: g.signature,
+            )
+            if groups:
+                await connection.fetch(
+                    UPSERT_SQL, str(tenant), [g.signature for g in groups],
+                    [g.workflow_id for g in groups], [g.operation for g in groups],
+                    [g.title for g in groups], [g.count for g in groups],
+                    [g.first_seen_at for g in groups], [g.last_seen_at for g in groups],
+                    [g.severity.value for g in groups], [g.correlation_id for g in groups],
+                    [s.value for s in SEVERITY_ORDER],
+                )  # fmt: skip
+        stored += len(inserted)
+
+    limit = asyncio.Semaphore(concurrency)
+
+    async def bounded(tenant: uuid.UUID, batch: Any) -> None:
+        async with limit:
+            await write(tenant, batch)
+
+    started = time.perf_counter()
+    try:
+        await asyncio.gather(*(bounded(t, b) for t, b in prepared))
+    finally:
+        elapsed = time.perf_counter() - started
+        await pool.close()
+    return Measured(work.total, elapsed, stored)
+
+
+async def run_naive(bench: Bench, work: Workload) -> Measured:
+    """One event at a time, each its own transaction, as the seed document's example."""
+    now = datetime.now(UTC)
+    stored = 0
+    started = time.perf_counter()
+    for tenant, events in work.events.items():
+        for accepted in prepare(tenant, events, now).accepted:
+            row = accepted.row
+            async with tenant_session(bench.sessions, tenant) as session:
+                repository = EventRepository(session, tenant_id=tenant)
+                if await repository.get_by_idempotency_key(row.idempotency_key) is not None:
+                    continue
+                await repository.add(
+                    workflow_id=row.workflow_id, event_type=row.event_type, outcome=row.outcome,
+                    payload=accepted.event.payload.model_dump(mode="json"),
+                    idempotency_key=row.idempotency_key, occurred_at=row.occurred_at,
+                    severity=row.severity, signature=row.signature,
+                    fingerprint_version=row.fingerprint_version, payload_hash=row.payload_hash,
+                    correlation_id=row.correlation_id,
+                )  # fmt: skip
+                stored += 1
+                if row.signature is not None:
+                    incidents = IncidentRepository(session, tenant_id=tenant)
+                    open_one = await incidents.find_open_by_signature(row.signature)
+                    if open_one is None:
+                        await incidents.add(
+                            workflow_id=row.workflow_id, signature=row.signature,
+                            operation=accepted.operation, title=accepted.title,
+                            severity=row.severity, event_count=1,
+                            first_seen_at=row.occurred_at, last_seen_at=row.occurred_at,
+                        )  # fmt: skip
+                    else:
+                        await incidents.update(open_one, event_count=open_one.event_count + 1)
+    return Measured(work.total, time.perf_counter() - started, stored)
+
+
+async def benchmark(
+    bench: Bench, *, events: int, tenants: int, naive_events: int, concurrency: int
+) -> dict[str, Any]:
+    """All three paths on the same database, each on tenants of its own with the same mix."""
+    slow = {"grouping_window_seconds": 3600, "fuse_max_open_incidents": 100_000}
+    worker = bench.workers[0]
+    sets = {
+        name: await make_tenants(bench, tenants, name, **slow)
+        for name in ("awfdrs", "floor", "naive")
+    }
+    mixes = {
+        name: workload(group, events if name != "naive" else naive_events)
+        for name, group in sets.items()
+    }
+    worker.reset_peak()
+    ours = await run_awfdrs(bench, mixes["awfdrs"], concurrency)
+    peak = worker.peak_rss
+    floor = await run_floor(bench, mixes["floor"], concurrency)
+    naive = await run_naive(bench, mixes["naive"])
+    for name, measured in (("awfdrs", ours), ("floor", floor), ("naive", naive)):
+        if measured.stored != mixes[name].unique:
+            raise AssertionError(f"{name} stored {measured.stored} of {mixes[name].unique} events")
+    return {
+        "parameters": {
+            "events": events, "tenants": tenants, "failure_share": 0.3, "signatures": 2000,
+            "redelivery_share": 0.1, "conflict_share": 0.001, "batch_limits": "256 KiB / 1000",
+            "concurrency": concurrency, "naive_events": naive_events,
+        },
+        "awfdrs_events_per_s": ours.rate,
+        "floor_events_per_s": floor.rate,
+        "naive_events_per_s": naive.rate,
+        "ratio_to_floor": ours.rate / floor.rate,
+        "ratio_to_naive": ours.rate / naive.rate,
+        "worker_peak_rss_mb": peak / 2**20,
+        "seconds": {"awfdrs": ours.seconds, "floor": floor.seconds, "naive": naive.seconds},
+    }  # fmt: skip
+
+
+__all__ = ["Tenant", "benchmark"]
