@@ -17,7 +17,7 @@ from temporalio.exceptions import ApplicationError
 
 from awfdrs.activities.incidents import incident_fields
 from awfdrs.contracts import AbandonCommand, ActionOutcome, ExecuteCommand, TenantSettings
-from awfdrs.db.models import Action, Vendor
+from awfdrs.db.models import Action, Incident, Vendor
 from awfdrs.db.repositories import (
     ActionRepository,
     DecisionRepository,
@@ -80,11 +80,16 @@ class ActionActivities:
         self._metrics = metrics or Metrics()
 
     async def _context(
-        self, session: AsyncSession, action: Action, vendor: Vendor | None
+        self, session: AsyncSession, action: Action, vendor: Vendor | None, incident: Incident
     ) -> ExecutionContext:
+        if action.action_type is ActionType.RETRY:
+            return ExecutionContext(
+                action_id=action.id,
+                parameters=action.parameters,
+                vendor_base_url=vendor.base_url if vendor else None,
+            )
         tenant_id = action.tenant_id
         tenant = await TenantRepository(session, tenant_id=tenant_id).current()
-        incident = await IncidentRepository(session, tenant_id=tenant_id).get(action.incident_id)
         workflow = await WorkflowRepository(session, tenant_id=tenant_id).find(incident.workflow_id)
         decision = await DecisionRepository(session, tenant_id=tenant_id).get(action.decision_id)
         return ExecutionContext(
@@ -119,14 +124,11 @@ class ActionActivities:
         )
 
     async def _hold(
-        self, session: AsyncSession, command: ExecuteCommand, action: Action
+        self, session: AsyncSession, command: ExecuteCommand, action: Action, incident: Incident
     ) -> ActionOutcome | None:
         """Enforce the kill switch in the claim's transaction; the hold is an audited decision."""
         switches = KillSwitchRepository(session, tenant_id=command.tenant_id)
         await switches.lock_for_enforcement()
-        incident = await IncidentRepository(session, tenant_id=command.tenant_id).get(
-            command.incident_id
-        )
         switch = await switches.covering(incident.workflow_id)
         if switch is None:
             return None
@@ -220,13 +222,13 @@ class ActionActivities:
                 error=executed.error,
             )
             incidents = IncidentRepository(session, tenant_id=command.tenant_id)
-            await incidents.transition(
+            moved = await incidents.transition(
                 command.incident_id,
                 expected=[IncidentStatus.ANALYZING],
                 to=IncidentStatus.ACTIONED,
             )
             if finished is not None:
-                incident = await incidents.get(command.incident_id)
+                incident = moved or await incidents.get(command.incident_id)
                 self._metrics.actions.add(
                     1, {"type": finished.action_type.value, "outcome": finished.status.value}
                 )
@@ -274,14 +276,17 @@ class ActionActivities:
                 action = await actions.get(command.action_id)
                 if action.status.is_final:
                     return outcome(action)
+                incident = await IncidentRepository(session, tenant_id=command.tenant_id).get(
+                    command.incident_id
+                )
                 if action.status is ActionStatus.PENDING:
-                    held = await self._hold(session, command, action)
+                    held = await self._hold(session, command, action, incident)
                     if held is not None:
                         return held
                 vendor, permit = await self._vendor_permit(session, action, command)
                 claimed = await actions.claim(command.action_id)
                 assert claimed is not None
-                context = await self._context(session, claimed, vendor)
+                context = await self._context(session, claimed, vendor, incident)
         except Deferred as deferred:
             return await self._defer(command, deferred)
         permitted = (vendor, permit) if vendor is not None and permit is not None else None

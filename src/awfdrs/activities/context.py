@@ -8,8 +8,13 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from awfdrs.contracts import Payload, TenantSettings, WorkflowSettings
-from awfdrs.db.models import Event, Incident, Tenant, Workflow
-from awfdrs.db.repositories import EventRepository, TenantRepository, WorkflowRepository
+from awfdrs.db.models import Event, Incident, Tenant, Vendor, Workflow
+from awfdrs.db.repositories import (
+    EventRepository,
+    TenantRepository,
+    VendorRepository,
+    WorkflowRepository,
+)
 from awfdrs.enums import ActionType
 from awfdrs.remediation.gate import GateInput
 
@@ -33,6 +38,8 @@ class IncidentContext:
         self.event = event
         self.settings = TenantSettings.model_validate(tenant.settings)
         self.payload = Payload.model_validate(event.payload) if event else Payload()
+        self._vendor: Vendor | None = None
+        self._vendor_loaded = False
 
     @classmethod
     async def load(
@@ -48,6 +55,14 @@ class IncidentContext:
     @property
     def vendor_name(self) -> str | None:
         return self.payload.error.vendor if self.payload.error else None
+
+    async def vendor(self) -> Vendor | None:
+        """The registered vendor the failure names, looked up once per activity."""
+        if not self._vendor_loaded:
+            name = self.vendor_name
+            self._vendor = await VendorRepository(self.session).find_by_name(name) if name else None
+            self._vendor_loaded = True
+        return self._vendor
 
     def parameters(self, action_type: ActionType, reasoning: str) -> dict[str, Any]:
         """What an action of ``action_type`` needs to run, as stored on the Action row."""

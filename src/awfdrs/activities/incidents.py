@@ -30,7 +30,6 @@ from awfdrs.db.repositories import (
     EventRepository,
     FuseEpisodeRepository,
     IncidentRepository,
-    VendorRepository,
 )
 from awfdrs.db.session import tenant_session
 from awfdrs.enums import (
@@ -154,8 +153,8 @@ class IncidentActivities:
             # An operator approved a retry of something that has no request to replay.
             action_type, parameters = ActionType.MANUAL, {"note": reasoning}
         vendor_id = None
-        if action_type is ActionType.RETRY and context.vendor_name:
-            vendor = await VendorRepository(context.session).find_by_name(context.vendor_name)
+        if action_type is ActionType.RETRY:
+            vendor = await context.vendor()
             vendor_id = vendor.id if vendor else None
         return await ActionRepository(context.session, tenant_id=context.tenant_id).add_once(
             id=action_id,
@@ -204,11 +203,7 @@ class IncidentActivities:
                     action=plan(action) if action else None,
                 )
             context = await IncidentContext.load(session, command.tenant_id, incident)
-            vendor = (
-                await VendorRepository(session).find_by_name(context.vendor_name)
-                if context.vendor_name
-                else None
-            )
+            vendor = await context.vendor()
             successes, failures = await actions.outcome_counts(
                 incident.signature, ActionType.RETRY, reanalysed=incident.id
             )
@@ -329,18 +324,14 @@ class IncidentActivities:
     async def conclude_verification(self, command: VerifyCommand) -> VerifyOutcome:
         """RESOLVED when no failure of the signature arrived since the action finished."""
         async with tenant_session(self._sessions, command.tenant_id) as session:
-            incidents = IncidentRepository(session, tenant_id=command.tenant_id)
-            incident = await incidents.get(command.incident_id)
-            if not incident.status.is_open:
-                return VerifyOutcome(resolved=False, still_open=False, new_failures=0)
             new_failures = await EventRepository(
                 session, tenant_id=command.tenant_id
-            ).count_received_since(incident.signature, command.since)
+            ).count_received_since(command.signature, command.since)
             if new_failures:
                 return VerifyOutcome(resolved=False, still_open=True, new_failures=new_failures)
             window = timedelta(seconds=command.window_seconds)
-            closed = await incidents.transition(
-                incident.id,
+            closed = await IncidentRepository(session, tenant_id=command.tenant_id).transition(
+                command.incident_id,
                 expected=OPEN_INCIDENT_STATUSES,
                 to=IncidentStatus.RESOLVED,
                 resolved_at=datetime.now(UTC),

@@ -222,6 +222,7 @@ class AbandonCommand(Contract):
 class VerifyCommand(Contract):
     tenant_id: uuid.UUID
     incident_id: uuid.UUID
+    signature: str
     since: datetime
     window_seconds: float
 

@@ -8,7 +8,7 @@ again later may work; Temporal owns the retrying.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -57,12 +57,15 @@ class IncidentBrief:
 
 @dataclass(frozen=True)
 class ExecutionContext:
+    """What one attempt needs. A retry needs only its request and vendor; the hand-over
+    actions also get the incident, the tenant's settings and the decision they report."""
+
     action_id: uuid.UUID
     parameters: dict[str, Any]
-    incident: IncidentBrief
-    settings: TenantSettings
-    vendor_base_url: str | None
-    decision: dict[str, Any]
+    vendor_base_url: str | None = None
+    incident: IncidentBrief | None = None
+    settings: TenantSettings = field(default_factory=TenantSettings)
+    decision: dict[str, Any] = field(default_factory=dict)
 
 
 class Executor(Protocol):
@@ -168,6 +171,7 @@ class EscalateExecutor:
     @staticmethod
     def body(context: ExecutionContext) -> dict[str, Any]:
         incident = context.incident
+        assert incident is not None, "an escalation is about an incident"
         return {
             "routing_key": context.settings.escalation_routing_key or "",
             "event_action": "trigger",

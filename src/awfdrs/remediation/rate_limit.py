@@ -23,8 +23,7 @@ async def claim_slot(
     if vendor.blocked_until is not None and vendor.blocked_until > now:
         return vendor.blocked_until - now
     window = timedelta(seconds=vendor.rate_limit_window_seconds) + GUARD
-    await calls.prune(vendor.id, now - window)
-    taken = await calls.times_since(vendor.id, now - window)
+    taken = await calls.window(vendor.id, now - window)
     limit = vendor.rate_limit_per_minute
     if len(taken) >= limit:
         # The slot frees when the call that is `limit` calls back leaves the window.

@@ -1,5 +1,10 @@
 """``IncidentWorkflow``: one per incident, NEW → ANALYZING → ACTIONED → RESOLVED (or IGNORED).
 
+The short database steps (analyse, decide, verify, close, probe the gate) are local
+activities: idempotent by ids the workflow chose, they need no task-queue round trip, which
+halves what the server does per incident. Acting on a vendor or a webhook is a regular
+activity: it may be retried for minutes, with the delays a breaker or a vendor asks for.
+
 Counts and events live in PostgreSQL, so a hot incident's history holds only what it acts on:
 ingest signals it for recovery evidence and raised severity, never once per event. Operators act
 through updates (approve, reject, resolve, ignore) that are validated before they are accepted,
@@ -204,19 +209,22 @@ class IncidentWorkflow:
             VERIFY: self._verify,
             AWAIT_OPERATOR: self._await_operator,
         }
-        self._publish()
+        # Search attributes and details are published where the workflow yields (a timer, a
+        # wait, a regular activity, the end): what changes and changes again inside one
+        # workflow task is never visible to anyone, so it is not sent.
         while self._phase != CLOSED:
             if self._close_request is not None:
                 await self._apply_close_request()
             else:
                 await steps[self._phase]()
-            self._publish()
             if self._phase != CLOSED and self._should_continue_as_new():
+                self._publish()
                 await workflow.wait_condition(
                     lambda: workflow.all_handlers_finished() or self._busy()
                 )
                 if not self._busy():
                     workflow.continue_as_new(self._carry())
+        self._publish()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.snapshot()
 
@@ -236,7 +244,8 @@ class IncidentWorkflow:
             return ready() or self._close_request is not None or self._should_continue_as_new()
 
         if seconds is not None and seconds <= 0:
-            return
+            return  # no wait, nothing to show in between
+        self._publish()
         try:
             await workflow.wait_condition(woken, timeout=seconds, timeout_summary=summary)
         except TimeoutError:
@@ -245,7 +254,6 @@ class IncidentWorkflow:
     async def _grouping(self) -> None:
         window = self._in.params.grouping_window_seconds
         self._details = f"NEW: grouping failures for {timedelta(seconds=window)}"
-        self._publish()
         await self._wait(window, lambda: self._recovered_at is not None, "grouping window")
         if self._close_request is not None or self._should_continue_as_new():
             return
@@ -260,8 +268,7 @@ class IncidentWorkflow:
 
     async def _analyze(self) -> None:
         self._details = f"ANALYZING (attempt {self._attempt})"
-        self._publish()
-        outcome = await workflow.execute_activity_method(
+        outcome = await workflow.execute_local_activity_method(
             IncidentActivities.analyze,
             AnalyzeCommand(
                 tenant_id=self._in.tenant_id,
@@ -285,6 +292,7 @@ class IncidentWorkflow:
         assert verdict is not None
         what = decision.decision_type.value
         if verdict.episode_id is not None:
+            self._publish()
             await workflow.execute_activity_method(
                 ControlActivities.escalate_episode,
                 EpisodeEscalation(
@@ -348,7 +356,7 @@ class IncidentWorkflow:
             await self._close(IncidentStatus.RESOLVED, "recovered while held, before any action")
             return
         self._gate_changed = False
-        probe = await workflow.execute_activity_method(
+        probe = await workflow.execute_local_activity_method(
             ControlActivities.probe,
             GateProbe(
                 tenant_id=self._in.tenant_id, incident_id=self._in.incident_id, control=control
@@ -422,7 +430,7 @@ class IncidentWorkflow:
         *,
         decided_by: str | None = None,
     ) -> None:
-        outcome = await workflow.execute_activity_method(
+        outcome = await workflow.execute_local_activity_method(
             IncidentActivities.decide,
             DecideCommand(
                 tenant_id=self._in.tenant_id,
@@ -480,7 +488,7 @@ class IncidentWorkflow:
                 summary=f"{plan.action_type.value}",
             )
         except ActivityError as error:
-            outcome = await workflow.execute_activity_method(
+            outcome = await workflow.execute_local_activity_method(
                 ActionActivities.abandon,
                 AbandonCommand(
                     tenant_id=self._in.tenant_id,
@@ -543,7 +551,6 @@ class IncidentWorkflow:
         assert since is not None
         assert self._deadline is not None
         self._details = f"ACTIONED: verifying for {timedelta(seconds=window)}"
-        self._publish()
         await self._wait(
             (self._deadline - workflow.now()).total_seconds(),
             lambda: self._recovered_at is not None and self._recovered_at >= since,
@@ -559,11 +566,12 @@ class IncidentWorkflow:
             return
         if workflow.now() < self._deadline:
             return  # woken to continue as new; the window goes on in the next run
-        verdict = await workflow.execute_activity_method(
+        verdict = await workflow.execute_local_activity_method(
             IncidentActivities.conclude_verification,
             VerifyCommand(
                 tenant_id=self._in.tenant_id,
                 incident_id=self._in.incident_id,
+                signature=self._in.signature,
                 since=since,
                 window_seconds=window,
             ),
@@ -595,7 +603,7 @@ class IncidentWorkflow:
         self._approval = None
 
     async def _close(self, status: IncidentStatus, resolution: str) -> None:
-        outcome = await workflow.execute_activity_method(
+        outcome = await workflow.execute_local_activity_method(
             IncidentActivities.close,
             CloseIncident(
                 tenant_id=self._in.tenant_id,

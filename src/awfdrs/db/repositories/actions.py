@@ -5,10 +5,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, literal_column, or_, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.orm import aliased
-from sqlalchemy.sql.dml import ReturningInsert
 
 from awfdrs.db.models import Action, Incident
 from awfdrs.db.repositories.base import BaseRepository, MutableMixin
@@ -19,18 +17,6 @@ class ActionRepository(MutableMixin[Action], BaseRepository[Action]):
     """Remediation actions of the tenant and their guarded status moves."""
 
     model = Action
-
-    async def add_once(self, **values: Any) -> Action:
-        """Insert an action with a caller-chosen ``id``, or return the existing one (retries)."""
-        values = self._stamp(values)
-        stmt: ReturningInsert[Any] = (
-            insert(Action)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=[Action.id])
-            .returning(literal_column("1"))
-        )
-        await self.session.execute(stmt)
-        return await self.get(values["id"])
 
     async def list_for_incident(self, incident_id: uuid.UUID) -> Sequence[Action]:
         stmt = (

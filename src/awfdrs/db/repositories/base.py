@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, Select, delete, select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
@@ -120,6 +121,26 @@ class _Repository(ABC, Generic[T]):
     # The seed document's name for ``add``.
     async def create(self, data: dict[str, Any]) -> T:
         return await self.add(**data)
+
+    async def add_once(self, **values: Any) -> T:
+        """Insert a row whose ``id`` the caller chose, or return the one already stored.
+
+        Temporal may run an activity more than once; the id, fixed by the workflow, makes the
+        second run find the first run's row instead of adding another. One statement when new.
+        """
+        values = self._stamp(values)
+        stmt = (
+            insert(self.model)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["id"])
+            .returning(self.model)
+            .execution_options(populate_existing=True)
+        )
+        try:
+            added: T | None = (await self.session.execute(stmt)).scalar_one_or_none()
+        except IntegrityError as exc:
+            raise as_conflict(exc) from exc
+        return added if added is not None else await self.get(values["id"])
 
 
 class BaseRepository(_Repository[T]):

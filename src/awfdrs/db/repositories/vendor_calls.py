@@ -19,18 +19,23 @@ class VendorCallRepository(GlobalRepository[VendorCall]):
 
     model = VendorCall
 
-    async def prune(self, vendor_id: uuid.UUID, before: datetime) -> None:
-        await self.session.execute(
-            delete(VendorCall).where(
-                VendorCall.vendor_id == vendor_id, VendorCall.called_at <= before
-            )
-        )
+    async def window(self, vendor_id: uuid.UUID, since: datetime) -> Sequence[datetime]:
+        """Slot times after ``since``, oldest first; the older ones are deleted on the way.
 
-    async def times_since(self, vendor_id: uuid.UUID, since: datetime) -> Sequence[datetime]:
-        """Slot times after ``since``, oldest first."""
+        One statement: the CTE's DELETE and the SELECT see the same snapshot, and the SELECT
+        only reads the slots the DELETE keeps.
+        """
+        pruned = (
+            delete(VendorCall)
+            .where(VendorCall.vendor_id == vendor_id, VendorCall.called_at <= since)
+            .returning(VendorCall.id)
+            .cte("pruned")
+        )
         stmt = (
             select(VendorCall.called_at)
+            .add_cte(pruned)
             .where(VendorCall.vendor_id == vendor_id, VendorCall.called_at > since)
             .order_by(VendorCall.called_at)
         )
-        return (await self.session.execute(stmt)).scalars().all()
+        times: Sequence[datetime] = (await self.session.execute(stmt)).scalars().all()
+        return times

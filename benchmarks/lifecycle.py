@@ -1,0 +1,90 @@
+"""Benchmark 3: incidents per second through the whole lifecycle, NEW → RESOLVED.
+
+Zero-length grouping and verification windows, a local vendor that answers 200 at once, one
+retry per incident; also what each incident costs in Temporal history events and actions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from typing import Any
+
+from sqlalchemy import func, select
+from temporalio.api.enums.v1 import EventType
+
+from awfdrs.constants import incident_workflow_id
+from awfdrs.db.models import Incident
+from awfdrs.db.session import tenant_session
+from awfdrs.devstack.servers import FlakyVendor
+from awfdrs.enums import IncidentStatus
+from benchmarks.harness import Bench, make_tenants, register_vendor
+
+# What Temporal bills as an action, per history event type.
+ACTIONS = {
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED,
+    EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED,
+    EventType.EVENT_TYPE_TIMER_STARTED,
+    EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
+    EventType.EVENT_TYPE_MARKER_RECORDED,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
+}
+
+
+async def benchmark(bench: Bench, *, incidents: int) -> dict[str, Any]:
+    vendor = FlakyVendor().start()
+    try:
+        [tenant] = await make_tenants(
+            bench, 1, "lifecycle", grouping_window_seconds=0, verification_window_seconds=0,
+            confidence_threshold=0.5, budget_actions_per_hour=100_000,
+            fuse_max_open_incidents=100_000, action_retry_initial_seconds=0.1,
+        )  # fmt: skip
+        await register_vendor(bench, "lifecycle-vendor", vendor.url)
+        client = bench.client()
+        events = [
+            {"tenant_id": str(tenant.id), "workflow_id": str(tenant.workflow_id),
+             "event_type": "payment.failed", "idempotency_key": f"life-{n}",
+             "occurred_at": "2026-12-01T00:00:00+00:00",
+             "payload": {"error": {"code": f"gateway_timeout_{n}", "vendor": "lifecycle-vendor"},
+                         "retry": {"method": "POST", "path": f"/v1/{n}", "reversible": True}}}
+            for n in range(incidents)
+        ]  # fmt: skip
+        started = time.perf_counter()
+        await client.ingest(tenant.id, events, concurrency=4)
+        resolved = 0
+        while resolved < incidents:
+            await asyncio.sleep(0.25)
+            async with tenant_session(bench.sessions, tenant.id) as session:
+                query = (
+                    select(func.count())
+                    .select_from(Incident)
+                    .where(Incident.status == IncidentStatus.RESOLVED)
+                )
+                resolved = int((await session.execute(query)).scalar_one())
+            if time.perf_counter() - started > 60 + incidents:
+                raise TimeoutError(f"only {resolved} of {incidents} incidents resolved")
+        elapsed = time.perf_counter() - started
+        async with tenant_session(bench.sessions, tenant.id) as session:
+            ids = (await session.execute(select(Incident.id).limit(20))).scalars().all()
+        kinds: Counter[EventType.ValueType] = Counter()
+        for incident_id in ids:
+            history = await bench.temporal.client.get_workflow_handle(
+                incident_workflow_id(incident_id)
+            ).fetch_history()
+            kinds.update(e.event_type for e in history.events)
+        per = {EventType.Name(k): v / len(ids) for k, v in sorted(kinds.items())}
+        actions = sum(v for k, v in kinds.items() if k in ACTIONS) / len(ids)
+        return {
+            "parameters": {"incidents": incidents, "windows_seconds": 0, "vendor": "local, 200",
+                           "path": "NEW → ANALYZING → retry → ACTIONED → RESOLVED"},
+            "incidents_per_s": incidents / elapsed,
+            "seconds": elapsed,
+            "vendor_calls": len(vendor.requests),
+            "history_events_per_incident": sum(kinds.values()) / len(ids),
+            "temporal_actions_per_incident": actions,
+            "history_event_types_per_incident": per,
+        }  # fmt: skip
+    finally:
+        vendor.stop()
