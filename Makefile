@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest screenshot clean
+.PHONY: run test lint typecheck pytest screenshot bench bench-quick soak clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,13 @@ typecheck: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/pytest
+
+## bench: the benchmark suite on this machine; writes docs/BENCHMARKS.md and .json
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run
+
+bench-quick: $(STAMP)
+	$(BIN)/python -m benchmarks.run --quick --output .awfdrs/bench-quick
 
 ## screenshot: refresh docs/ui-incidents.png from the browser check
 screenshot: $(STAMP)

@@ -248,9 +248,11 @@ def workload(
     conflict_share: float = 0.001,
     seed: int = 7,
     vendor: str | None = None,
+    label: str = "evt",
 ) -> Workload:
     """A realistic mix: failures over ``signatures`` error codes, neutral events otherwise,
-    some deliveries repeated as they are, a few repeated with a changed payload."""
+    some deliveries repeated as they are, a few repeated with a changed payload. ``label``
+    prefixes keys and error codes, so two workloads share neither keys nor signatures."""
     rng = random.Random(seed)
     per_tenant_signatures = max(1, signatures // len(tenants))
     now = datetime.now(UTC)
@@ -262,7 +264,7 @@ def workload(
         occurred = (now - timedelta(seconds=rng.randint(0, 3600))).isoformat()
         if rng.random() < failure_share:
             failures += 1
-            code = f"gateway_timeout_{rng.randrange(per_tenant_signatures)}"
+            code = f"{label}_gateway_timeout_{rng.randrange(per_tenant_signatures)}"
             payload: dict[str, Any] = {
                 "order_id": n,
                 "amount": rng.randint(100, 99_999),
@@ -275,7 +277,7 @@ def workload(
             event_type = "payment.captured"
         events[tenant.id].append({
             "tenant_id": str(tenant.id), "workflow_id": str(tenant.workflow_id),
-            "event_type": event_type, "idempotency_key": f"evt-{n:09d}",
+            "event_type": event_type, "idempotency_key": f"{label}-{n:09d}",
             "occurred_at": occurred, "correlation_id": f"trace-{n}", "payload": payload,
         })  # fmt: skip
     redelivered = conflicts = 0

@@ -186,7 +186,7 @@ async def benchmark(
             raise AssertionError(f"{name} stored {measured.stored} of {mixes[name].unique} events")
     return {
         "parameters": {
-            "events": events, "tenants": tenants, "failure_share": 0.3, "signatures": 2000,
+            "events": events, "tenants": tenants, "failure_share": 0.3, "signatures": signatures,
             "redelivery_share": 0.1, "conflict_share": 0.001, "batch_limits": "256 KiB / 1000",
             "concurrency": concurrency, "naive_events": naive_events,
         },
