@@ -35,6 +35,16 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	$(BIN)/python -m benchmarks.run --quick --output .awfdrs/bench-quick
 
+## soak: the reliability tests at soak sizes; writes docs/RELIABILITY.md
+SOAK_RESULTS := .awfdrs/reliability.json
+soak: $(STAMP)
+	@mkdir -p .awfdrs && rm -f $(SOAK_RESULTS)
+	@start=$$(date +%s); \
+	AWFDRS_SOAK=1 AWFDRS_RELIABILITY_RESULTS=$(CURDIR)/$(SOAK_RESULTS) \
+		$(BIN)/pytest tests/reliability -p no:cacheprovider && \
+	$(BIN)/python -m tests.reliability.report $(SOAK_RESULTS) docs/RELIABILITY.md \
+		$$(( $$(date +%s) - start ))
+
 ## screenshot: refresh docs/ui-incidents.png from the browser check
 screenshot: $(STAMP)
 	AWFDRS_SCREENSHOT=$(CURDIR)/docs/ui-incidents.png $(BIN)/pytest tests/test_console.py -k browser

@@ -44,6 +44,52 @@ from awfdrs.devstack.postgres import (
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
+class CpuMeter:
+    """CPU seconds spent by each part of the stack between ``start`` and ``stop``: the load
+    generator (this process, the client included), the worker processes, the Temporal dev
+    server and PostgreSQL. Counted over the processes alive at both ends, so a database
+    backend that connected and left in between is missed (the pools keep theirs open)."""
+
+    def __init__(self, worker_pids: Sequence[int]) -> None:
+        self._worker_pids = set(worker_pids)
+        self._before: dict[int, tuple[str, float]] = {}
+
+    def _component(self, proc: psutil.Process) -> str | None:
+        if proc.pid == os.getpid():
+            return "load generator"
+        if proc.pid in self._worker_pids:
+            return "worker"
+        name = proc.name()
+        if name.startswith("temporal"):
+            return "Temporal server"
+        if name.startswith("postgres"):
+            return "PostgreSQL"
+        return None
+
+    def _sample(self) -> dict[int, tuple[str, float]]:
+        found: dict[int, tuple[str, float]] = {}
+        for proc in psutil.process_iter():
+            try:
+                component = self._component(proc)
+                if component is not None:
+                    times = proc.cpu_times()
+                    found[proc.pid] = (component, times.user + times.system)
+            except psutil.Error:
+                continue
+        return found
+
+    def start(self) -> None:
+        self._before = self._sample()
+
+    def stop(self) -> dict[str, float]:
+        totals: dict[str, float] = {}
+        for pid, (component, seconds) in self._sample().items():
+            if pid in self._before:
+                spent = seconds - self._before[pid][1]
+                totals[component] = totals.get(component, 0.0) + spent
+        return totals
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """The q-quantile (0..1) by linear interpolation; 0 for no values."""
     if not values:

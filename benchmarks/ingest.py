@@ -28,7 +28,7 @@ from awfdrs.db.repositories.incidents import UPSERT_SQL
 from awfdrs.db.session import tenant_session
 from awfdrs.enums import SEVERITY_ORDER
 from awfdrs.intake import group_failures, prepare
-from benchmarks.harness import Bench, Tenant, Workload, make_tenants, workload
+from benchmarks.harness import Bench, CpuMeter, Tenant, Workload, make_tenants, workload
 
 
 @dataclass
@@ -179,7 +179,10 @@ async def benchmark(
         for name, group in sets.items()
     }
     worker.reset_peak()
+    meter = CpuMeter([w.process.pid for w in bench.workers if w.process is not None])
+    meter.start()
     ours = await run_awfdrs(bench, mixes["awfdrs"], concurrency)
+    cpu = meter.stop()
     peak = worker.peak_rss
     floor = await run_floor(bench, mixes["floor"], concurrency)
     naive = await run_naive(bench, mixes["naive"])
@@ -198,6 +201,10 @@ async def benchmark(
         "ratio_to_floor": ours.rate / floor.rate,
         "ratio_to_naive": ours.rate / naive.rate,
         "worker_peak_rss_mb": peak / 2**20,
+        # Where the awfdrs run's time went: CPU seconds per 1,000 events, by component.
+        "cpu_seconds_per_1k_events": {k: v * 1000 / mixes["awfdrs"].total
+                                      for k, v in sorted(cpu.items())},
+        "cpu_cores_busy": sum(cpu.values()) / ours.seconds,
         "seconds": {"awfdrs": ours.seconds, "floor": floor.seconds, "naive": naive.seconds},
     }  # fmt: skip
 

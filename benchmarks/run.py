@@ -138,6 +138,15 @@ def markdown(results: dict[str, Any]) -> str:
     out += [
         f"Peak RSS of the worker during the awfdrs run: **{ing['worker_peak_rss_mb']:.0f} MB**."
     ]
+    cpu = ing.get("cpu_seconds_per_1k_events", {})
+    if cpu:
+        out += [
+            "",
+            f"CPU during the awfdrs run ({ing['cpu_cores_busy']:.2f} of "
+            f"{results['machine']['cpus']} cores busy on average), seconds per 1,000 events:",
+            "",
+        ]
+        out += _table(["component", "CPU s / 1k events"], [[k, f"{v:.3f}"] for k, v in cpu.items()])
     out += ["", "## 2. Detection latency", ""]
     out += [
         f"Parameters: `{json.dumps(lat['parameters'])}`; achieved "

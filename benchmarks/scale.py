@@ -64,7 +64,7 @@ EXPECTED_INDEX = {
     "recent events of a workflow": "ix_events_tenant_workflow",
     "a page of incidents by status": "ix_incidents_tenant_status",
     "incident counts by status": "ix_incidents_tenant_status",
-    "event count of a workflow": "ix_events_tenant_workflow",
+    "event count of a workflow": "pk_workflow_event_counts",
 }
 
 

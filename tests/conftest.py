@@ -14,6 +14,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from awfdrs.client import AwfdrsClient
 from awfdrs.config import Settings
 from awfdrs.constants import SEARCH_ATTRIBUTES
 from awfdrs.db.session import build_engine, make_sessionmaker
@@ -21,6 +22,7 @@ from awfdrs.devstack.binaries import temporal_cli, temporal_test_server
 from awfdrs.devstack.servers import EscalationReceiver, FlakyVendor
 from tests.support.database import ScratchDatabase, scratch_database
 from tests.support.pipeline import Stack, running_stack
+from tests.support.processes import WorkerFactory, WorkerProcess, worker_env
 
 TEST_SETTINGS = Settings(db_pool_size=10, db_max_overflow=20)
 
@@ -167,6 +169,53 @@ async def stack(
         temporal_client, committed_sessions, task_queue, vendor, receiver
     ) as running:
         yield running
+
+
+# --- awfdrs with its worker as a process (one that can be killed) ---------------------------
+
+
+@pytest.fixture
+def workers(
+    database: ScratchDatabase, task_queue: str, tmp_path: Path
+) -> Iterator[tuple[list[WorkerProcess], WorkerFactory]]:
+    """Worker processes on this test's task queue; whatever was started is stopped after."""
+    started: list[WorkerProcess] = []
+
+    def factory(temporal_address: str) -> WorkerProcess:
+        worker = WorkerProcess(
+            worker_env(database.app_url, temporal_address, task_queue),
+            tmp_path / f"worker-{len(started)}.log",
+        )
+        started.append(worker)
+        return worker
+
+    try:
+        yield started, factory
+    finally:
+        for process in started:
+            process.stop()
+
+
+@pytest.fixture
+async def process_stack(
+    temporal_env: WorkflowEnvironment,
+    committed_sessions: async_sessionmaker[AsyncSession],
+    task_queue: str,
+    vendor: FlakyVendor,
+    receiver: EscalationReceiver,
+    workers: tuple[list[WorkerProcess], WorkerFactory],
+) -> tuple[Stack, WorkerProcess]:
+    """awfdrs with its worker as a process, started and polling."""
+    _, factory = workers
+    worker = factory(temporal_env.client.service_client.config.target_host)
+    await worker.start()
+    stack = Stack(
+        client=AwfdrsClient(temporal_env.client, task_queue),
+        sessions=committed_sessions,
+        vendor_url=vendor.url,
+        webhook_url=f"{receiver.url}/v2/enqueue",
+    )
+    return stack, worker
 
 
 # --- the exit status guard --------------------------------------------------------------------

@@ -57,8 +57,12 @@ def test_a_valid_event() -> None:
         ({"idempotency_key": "k" * 256}, "idempotency_key"),
         ({"idempotency_key": "a\x00b"}, "idempotency_key"),
         ({"occurred_at": "2026-01-01T00:00:00"}, "occurred_at"),
-        ({"occurred_at": (datetime.now(UTC) + timedelta(minutes=6)).isoformat()}, "occurred_at"),
+        # A day ahead, not minutes: the parameters are built at collection, long before the run.
+        ({"occurred_at": (datetime.now(UTC) + timedelta(days=1)).isoformat()}, "occurred_at"),
         ({"occurred_at": "yesterday"}, "occurred_at"),
+        ({"occurred_at": 1764583200}, "occurred_at"),  # Unix seconds are not taken as a date
+        ({"occurred_at": "25182"}, "occurred_at"),
+        ({"occurred_at": "0001-01-01T00:00:00+14:00"}, "occurred_at"),
         ({"tenant_id": "not-a-uuid"}, "tenant_id"),
         ({"workflow_id": ...}, "workflow_id"),
         ({"severity": "apocalyptic"}, "severity"),

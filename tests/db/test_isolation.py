@@ -25,6 +25,8 @@ TENANT_TABLES = (
     "decisions",
     "actions",
     "kill_switches",
+    "fuse_episodes",
+    "workflow_event_counts",
 )
 
 

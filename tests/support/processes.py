@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -67,3 +68,7 @@ def worker_env(app_url: str, temporal_address: str, task_queue: str) -> dict[str
         "AWFDRS_TASK_QUEUE": task_queue,
         "AWFDRS_LOG_LEVEL": "INFO",
     }
+
+
+# Makes a (not yet started) worker process for a Temporal address; fixture ``workers``.
+WorkerFactory = Callable[[str], WorkerProcess]

@@ -3,50 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
 
-import pytest
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from temporalio.testing import WorkflowEnvironment
-
-from awfdrs.client import AwfdrsClient
 from awfdrs.db.repositories import ActionRepository
 from awfdrs.db.session import tenant_session
-from awfdrs.devstack.servers import EscalationReceiver, FlakyVendor, Script
+from awfdrs.devstack.servers import FlakyVendor, Script
 from awfdrs.enums import ActionStatus, IncidentStatus
-from tests.support.database import ScratchDatabase
 from tests.support.pipeline import Stack, event, eventually
-from tests.support.processes import WorkerProcess, worker_env
-
-
-@pytest.fixture
-async def process_stack(
-    temporal_env: WorkflowEnvironment,
-    database: ScratchDatabase,
-    committed_sessions: async_sessionmaker[AsyncSession],
-    task_queue: str,
-    vendor: FlakyVendor,
-    receiver: EscalationReceiver,
-    tmp_path: Path,
-) -> AsyncIterator[tuple[Stack, WorkerProcess]]:
-    address = temporal_env.client.service_client.config.target_host
-    worker = WorkerProcess(
-        worker_env(database.app_url, address, task_queue), tmp_path / "worker.log"
-    )
-    await worker.start()
-    try:
-        yield (
-            Stack(
-                client=AwfdrsClient(temporal_env.client, task_queue),
-                sessions=committed_sessions,
-                vendor_url=vendor.url,
-                webhook_url=f"{receiver.url}/v2/enqueue",
-            ),
-            worker,
-        )
-    finally:
-        worker.stop()
+from tests.support.processes import WorkerProcess
 
 
 async def test_killing_the_worker_mid_action_duplicates_nothing(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Any
 
 from pydantic import (
@@ -24,18 +25,42 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
+PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
+MAX_NAME = 64
+MAX_DESCRIPTION = 1000
+
+
+def field_name(part: object) -> str:
+    """A path element as a reason shows it: plain names as they are, any other name (the sender
+    chose it: it may hold dots, quotes, line breaks, kilobytes) as a short JSON string."""
+    text = str(part)
+    if isinstance(part, int) or PLAIN_NAME.fullmatch(text):
+        return text
+    quoted = json.dumps(text)  # escapes quotes and control characters
+    return quoted if len(quoted) <= MAX_NAME else f'{quoted[: MAX_NAME - 2]}…"'
+
+
+def printable(text: str, limit: int = MAX_DESCRIPTION) -> str:
+    """``text`` with every non-printable character escaped, cut at ``limit``: reasons travel
+    back to senders and into logs, where a raw line break could forge a line."""
+    safe = "".join(
+        c if c.isprintable() else json.dumps(c, ensure_ascii=True)[1:-1] for c in text[: limit + 1]
+    )
+    return safe if len(safe) <= limit else f"{safe[: limit - 1]}…"
+
+
 def describe_validation_error(error: ValidationError, limit: int = 3) -> str:
     """``field.path: message`` for the first ``limit`` problems, for humans and logs."""
     parts = []
     for problem in error.errors()[:limit]:
-        location = ".".join(str(p) for p in problem["loc"]) or "event"
+        location = ".".join(field_name(p) for p in problem["loc"]) or "event"
         message = str(problem["msg"]).removeprefix("Value error, ")
         if message.startswith(location + ":") or message.startswith(f"{location}."):
             parts.append(message)
         else:
             parts.append(f"{location}: {message}")
     more = len(error.errors()) - limit
-    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+    return printable("; ".join(parts) + (f" (and {more} more)" if more > 0 else ""))
 
 
 Actor = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]

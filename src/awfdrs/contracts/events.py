@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -20,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from awfdrs.contracts.base import Contract, Text255
+from awfdrs.contracts.base import Contract, Text255, field_name
 from awfdrs.enums import (
     IncidentStatus,
     Severity,
@@ -36,6 +37,7 @@ MAX_FUTURE_SKEW = timedelta(minutes=5)
 MAX_BATCH_EVENTS = 1000
 MAX_BATCH_BYTES = 256 * 1024
 EVENT_TYPE_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,254}$"
+ISO_8601_START = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
 
 
 def _check_json_value(value: Any, path: str, depth: int) -> None:
@@ -54,7 +56,7 @@ def _check_json_value(value: Any, path: str, depth: int) -> None:
             if not isinstance(key, str):
                 raise ValueError(f"{path}: object keys must be strings")
             _check_text(key, f"{path} key")
-            _check_json_value(item, f"{path}.{key}", depth + 1)
+            _check_json_value(item, f"{path}.{field_name(key)}", depth + 1)
     elif isinstance(value, list):
         for index, item in enumerate(value):
             _check_json_value(item, f"{path}[{index}]", depth + 1)
@@ -202,10 +204,26 @@ class EventIn(Contract):
             raise ValueError("must be printable: no control characters or line breaks")
         return value
 
+    @field_validator("occurred_at", mode="before")
+    @classmethod
+    def _iso_8601(cls, value: object) -> object:
+        # Pydantic alone reads 25182 or "25182" as Unix seconds: a sender's bug would be stored
+        # as a plausible date in 1970. Only a timestamp written out in full is taken.
+        if isinstance(value, datetime):
+            return value
+        if not isinstance(value, str) or not ISO_8601_START.match(value):
+            raise ValueError("must be an ISO 8601 timestamp with a time zone")
+        return value
+
     @field_validator("occurred_at")
     @classmethod
     def _not_in_the_future(cls, value: datetime, info: ValidationInfo) -> datetime:
         now = (info.context or {}).get("now") or datetime.now(UTC)
+        try:
+            value.astimezone(UTC)  # what the database will store
+        except OverflowError:
+            # 0001-01-01T00:00:00+14:00 is a moment before year 1: no timestamp can hold it.
+            raise ValueError("is outside the years 1 to 9999 once in UTC") from None
         if value > now + MAX_FUTURE_SKEW:
             raise ValueError(f"is more than {MAX_FUTURE_SKEW} in the future")
         return value

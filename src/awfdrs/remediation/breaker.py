@@ -4,7 +4,7 @@ CLOSED ──(failure_threshold consecutive failures, or failure rate over a win
 OPEN ──(open_seconds pass)──▶ HALF_OPEN: at most half_open_max_calls probes at a time
 HALF_OPEN ──probe succeeds──▶ CLOSED;  ──probe fails──▶ OPEN again
 
-Callers hold the vendor row's lock (SELECT … FOR UPDATE) around :func:`acquire` and
+Callers hold the vendor row's lock (SELECT … FOR NO KEY UPDATE) around :func:`acquire` and
 :func:`record`, which is what makes claiming a probe atomic across workers. A permanent 4xx is
 the request's fault, not the vendor's, and counts as a success here.
 """

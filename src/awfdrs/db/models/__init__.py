@@ -1,4 +1,4 @@
-"""The eight tables; importing this package registers them all on ``Base.metadata``."""
+"""The tables; importing this package registers them all on ``Base.metadata``."""
 
 from awfdrs.db.base import Base, BaseModel
 from awfdrs.db.models.actions import Action
@@ -10,6 +10,7 @@ from awfdrs.db.models.kill_switches import KillSwitch
 from awfdrs.db.models.tenants import Tenant
 from awfdrs.db.models.vendor_calls import VendorCall
 from awfdrs.db.models.vendors import Vendor
+from awfdrs.db.models.workflow_event_counts import WorkflowEventCount
 from awfdrs.db.models.workflows import Workflow
 
 __all__ = [
@@ -25,4 +26,5 @@ __all__ = [
     "Vendor",
     "VendorCall",
     "Workflow",
+    "WorkflowEventCount",
 ]

@@ -98,10 +98,16 @@ class _Repository(ABC, Generic[T]):
     get_by_id = find
 
     async def get_for_update(self, entity_id: uuid.UUID) -> T:
-        """Like :meth:`get`, holding a row lock until the transaction ends."""
-        row = (
-            await self.session.execute(self._where_id(entity_id).with_for_update())
-        ).scalar_one_or_none()
+        """Like :meth:`get`, holding a row lock until the transaction ends.
+
+        ``FOR NO KEY UPDATE``, not ``FOR UPDATE``: ids never change, and the weaker lock does
+        not block the foreign-key checks of rows being inserted that refer to this one. With
+        ``FOR UPDATE`` on a vendor, an analysis adding an action for that vendor waited on the
+        execution holding it, which waited on ingest, which waited on the analysis's incident:
+        a deadlock the reliability suite hit under load.
+        """
+        stmt = self._where_id(entity_id).with_for_update(key_share=True)
+        row = (await self.session.execute(stmt)).scalar_one_or_none()
         if row is None:
             raise NotFoundError(self.model.__name__, entity_id)
         return row
@@ -155,8 +161,10 @@ class BaseRepository(_Repository[T]):
         super().__init__(session)
         self.tenant_id = tenant_id
 
-    def _in_scope(self) -> ColumnElement[bool]:
-        column: InstrumentedAttribute[uuid.UUID] = getattr(self.model, self.scope_column)
+    def _in_scope(self, model: type[Any] | None = None) -> ColumnElement[bool]:
+        column: InstrumentedAttribute[uuid.UUID] = getattr(
+            model or self.model, self.scope_column if model is None else "tenant_id"
+        )
         return column == self.tenant_id
 
     def _select(self) -> Select[T]:
@@ -165,6 +173,11 @@ class BaseRepository(_Repository[T]):
     def _scoped(self, *columns: Any) -> Select[Any]:
         """A select of ``columns`` (of this model) within the tenant, for projections."""
         return select(*columns).where(self._in_scope())
+
+    def _scoped_on(self, model: type[Any], *columns: Any) -> Select[Any]:
+        """A select of ``columns`` of a tenant-owned table that is not this repository's own
+        (a table derived from it, such as the event counts)."""
+        return select(*columns).where(self._in_scope(model))
 
     def _stamp(self, values: dict[str, Any]) -> dict[str, Any]:
         given = values.get(self.scope_column, self.tenant_id)
