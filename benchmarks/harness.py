@@ -47,8 +47,8 @@ DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 class CpuMeter:
     """CPU seconds spent by each part of the stack between ``start`` and ``stop``: the load
     generator (this process, the client included), the worker processes, the Temporal dev
-    server and PostgreSQL. Counted over the processes alive at both ends, so a database
-    backend that connected and left in between is missed (the pools keep theirs open)."""
+    server and PostgreSQL (its backends included). A process that started in between counts
+    whole; one that exited in between is missed (the pools keep their connections open)."""
 
     def __init__(self, worker_pids: Sequence[int]) -> None:
         self._worker_pids = set(worker_pids)
@@ -84,9 +84,8 @@ class CpuMeter:
     def stop(self) -> dict[str, float]:
         totals: dict[str, float] = {}
         for pid, (component, seconds) in self._sample().items():
-            if pid in self._before:
-                spent = seconds - self._before[pid][1]
-                totals[component] = totals.get(component, 0.0) + spent
+            spent = seconds - self._before[pid][1] if pid in self._before else seconds
+            totals[component] = totals.get(component, 0.0) + spent
         return totals
 
 

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from dataclasses import dataclass
@@ -162,6 +163,48 @@ async def run_naive(bench: Bench, work: Workload) -> Measured:
     return Measured(work.total, time.perf_counter() - started, stored)
 
 
+async def _incidents_of(bench: Bench, tenants: list[Tenant]) -> int:
+    """Incidents opened, hence incident workflows started, for these tenants."""
+    async with bench.owner_engine.connect() as connection:
+        found = await connection.exec_driver_sql(
+            "SELECT count(*) FROM incidents WHERE tenant_id = ANY($1::uuid[])",
+            ([t.id for t in tenants],),
+        )
+        return int(found.scalar_one())
+
+
+async def profile(bench: Bench, events: int, concurrency: int) -> list[dict[str, Any]]:
+    """Where awfdrs's ingest time goes: the same mix at more concurrency, and with every
+    payload 1.5 KB larger (batches are cut at 256 KiB, so more batches per 1,000 events)."""
+    rows = []
+    variants = [("the benchmark's mix", 0, concurrency),
+                ("twice the batches in flight", 0, concurrency * 2),
+                ("payloads 1.5 KB larger", 1500, concurrency)]  # fmt: skip
+    for label, pad, in_flight in variants:
+        slow = {"grouping_window_seconds": 3600, "fuse_max_open_incidents": 100_000}
+        group = await make_tenants(bench, 10, f"profile-{pad}-{in_flight}", **slow)
+        work = workload(
+            group, events, signatures=max(10, events // 100), label=f"p{pad}x{in_flight}"
+        )
+        for chunk in work.events.values():
+            for event in chunk:
+                if pad:
+                    event["payload"] = {**event.get("payload", {}), "pad": "x" * pad}
+        jobs = _jobs(work)
+        size = sum(len(json.dumps(e)) for _, chunk in jobs for e in chunk) / work.total
+        meter = CpuMeter([w.process.pid for w in bench.workers if w.process is not None])
+        meter.start()
+        measured = await run_awfdrs(bench, work, in_flight)
+        cpu = meter.stop()
+        rows.append({
+            "variant": label, "bytes_per_event": size, "batches_per_1k_events":
+            len(jobs) * 1000 / work.total, "concurrency": in_flight,
+            "events_per_s": measured.rate,
+            "cpu_seconds_per_1k_events": {k: v * 1000 / work.total for k, v in sorted(cpu.items())},
+        })  # fmt: skip
+    return rows
+
+
 async def benchmark(
     bench: Bench, *, events: int, tenants: int, naive_events: int, concurrency: int
 ) -> dict[str, Any]:
@@ -184,8 +227,10 @@ async def benchmark(
     ours = await run_awfdrs(bench, mixes["awfdrs"], concurrency)
     cpu = meter.stop()
     peak = worker.peak_rss
+    opened = await _incidents_of(bench, sets["awfdrs"])
     floor = await run_floor(bench, mixes["floor"], concurrency)
     naive = await run_naive(bench, mixes["naive"])
+    profiled = await profile(bench, max(2000, events // 10), concurrency)
     for name, measured in (("awfdrs", ours), ("floor", floor), ("naive", naive)):
         if measured.stored != mixes[name].unique:
             raise AssertionError(f"{name} stored {measured.stored} of {mixes[name].unique} events")
@@ -205,6 +250,8 @@ async def benchmark(
         "cpu_seconds_per_1k_events": {k: v * 1000 / mixes["awfdrs"].total
                                       for k, v in sorted(cpu.items())},
         "cpu_cores_busy": sum(cpu.values()) / ours.seconds,
+        "incident_workflows_started": opened,
+        "profile": profiled,
         "seconds": {"awfdrs": ours.seconds, "floor": floor.seconds, "naive": naive.seconds},
     }  # fmt: skip
 

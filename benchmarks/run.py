@@ -143,10 +143,29 @@ def markdown(results: dict[str, Any]) -> str:
         out += [
             "",
             f"CPU during the awfdrs run ({ing['cpu_cores_busy']:.2f} of "
-            f"{results['machine']['cpus']} cores busy on average), seconds per 1,000 events:",
+            f"{results['machine']['cpus']} cores busy on average; "
+            f"{ing['incident_workflows_started']:,} incident workflows started), "
+            "seconds per 1,000 events:",
             "",
         ]
         out += _table(["component", "CPU s / 1k events"], [[k, f"{v:.3f}"] for k, v in cpu.items()])
+    if ing.get("profile"):
+        components = sorted({c for row in ing["profile"] for c in row["cpu_seconds_per_1k_events"]})
+        out += [
+            "Profile (same stack, smaller runs): the mix as above, then twice the batches in "
+            "flight, then payloads 1.5 KB larger. CPU seconds per 1,000 events:",
+            "",
+        ]
+        out += _table(
+            ["variant", "bytes/event", "batches/1k events", "in flight", "events/s", *components],
+            [
+                [row["variant"], f"{row['bytes_per_event']:.0f}",
+                 f"{row['batches_per_1k_events']:.2f}", str(row["concurrency"]),
+                 _rate(row["events_per_s"]),
+                 *(f"{row['cpu_seconds_per_1k_events'].get(c, 0):.3f}" for c in components)]
+                for row in ing["profile"]
+            ],
+        )  # fmt: skip
     out += ["", "## 2. Detection latency", ""]
     out += [
         f"Parameters: `{json.dumps(lat['parameters'])}`; achieved "

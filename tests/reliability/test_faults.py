@@ -47,7 +47,7 @@ async def test_duplicate_storm(
     clients = 8
     shares = [load.deliveries[n::clients] for n in range(clients)]
     await asyncio.gather(*(send(stack.client, load, share) for share in shares))
-    await settle(stack.sessions, load)
+    await settle(stack.sessions, load, within=size(120, 600))
     found = await figures(stack.sessions, load, vendor)
     assert found.events_in == len(load.deliveries) >= events * 0.99
     assert_invariants(found)
@@ -77,7 +77,7 @@ async def test_worker_killed_repeatedly(
         killed += 1
         await worker.start()
     await sending
-    await settle(stack.sessions, load, within=180)
+    await settle(stack.sessions, load, within=size(180, 600))
     found = await figures(stack.sessions, load, vendor)
     assert_invariants(found)
     assert len(vendor.executions()) > 0
@@ -137,7 +137,7 @@ async def test_temporal_restarted_mid_load(
         await asyncio.sleep(2)
         await server.start()
         await sending
-        await settle(sessions, load, within=180)
+        await settle(sessions, load, within=size(180, 600))
         found = await figures(sessions, load, vendor)
         assert_invariants(found)
         injected = "the dev server (file-backed) stopped mid-load, restarted 2 s later"
@@ -178,7 +178,7 @@ async def test_database_unreachable_mid_load(
         finally:
             await autocommit.execute(text(f'ALTER DATABASE "{database.name}" CONNECTION LIMIT -1'))
     await sending
-    await settle(stack.sessions, load, within=240)
+    await settle(stack.sessions, load, within=size(240, 600))
     found = await figures(stack.sessions, load, vendor)
     assert_invariants(found)
     injected = (
