@@ -19,7 +19,7 @@ from awfdrs.db.models import Incident
 from awfdrs.db.session import tenant_session
 from awfdrs.devstack.servers import FlakyVendor
 from awfdrs.enums import IncidentStatus
-from benchmarks.harness import Bench, make_tenants, register_vendor
+from benchmarks.harness import Bench, CpuMeter, make_tenants, register_vendor
 
 # What Temporal bills as an action, per history event type.
 ACTIONS = {
@@ -51,6 +51,8 @@ async def benchmark(bench: Bench, *, incidents: int) -> dict[str, Any]:
                          "retry": {"method": "POST", "path": f"/v1/{n}", "reversible": True}}}
             for n in range(incidents)
         ]  # fmt: skip
+        meter = CpuMeter([w.process.pid for w in bench.workers if w.process is not None])
+        meter.start()
         started = time.perf_counter()
         await client.ingest(tenant.id, events, concurrency=4)
         resolved = 0
@@ -66,6 +68,7 @@ async def benchmark(bench: Bench, *, incidents: int) -> dict[str, Any]:
             if time.perf_counter() - started > 60 + incidents:
                 raise TimeoutError(f"only {resolved} of {incidents} incidents resolved")
         elapsed = time.perf_counter() - started
+        cpu = meter.stop()
         async with tenant_session(bench.sessions, tenant.id) as session:
             ids = (await session.execute(select(Incident.id).limit(20))).scalars().all()
         kinds: Counter[EventType.ValueType] = Counter()
@@ -85,6 +88,8 @@ async def benchmark(bench: Bench, *, incidents: int) -> dict[str, Any]:
             "history_events_per_incident": sum(kinds.values()) / len(ids),
             "temporal_actions_per_incident": actions,
             "history_event_types_per_incident": per,
+            "cpu_ms_per_incident": {k: v * 1000 / incidents for k, v in sorted(cpu.items())},
+            "cpu_cores_busy": sum(cpu.values()) / elapsed,
         }  # fmt: skip
     finally:
         vendor.stop()

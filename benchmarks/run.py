@@ -2,6 +2,7 @@
 
 python -m benchmarks.run            # the full run, for the docs (about ten minutes here)
 python -m benchmarks.run --quick    # small sizes, under two minutes: CI's smoke test
+python -m benchmarks.run --only lifecycle   # some of them, printed, nothing written
 """
 
 from __future__ import annotations
@@ -54,7 +55,10 @@ def machine() -> dict[str, Any]:
     }
 
 
-async def run(quick: bool, work_dir: Path) -> dict[str, Any]:
+BENCHMARKS = {"ingest": ingest, "latency": latency, "lifecycle": lifecycle, "scale": scale}
+
+
+async def run(quick: bool, work_dir: Path, only: list[str] | None = None) -> dict[str, Any]:
     sizes = QUICK if quick else FULL
     results: dict[str, Any] = {
         "mode": "quick" if quick else "full",
@@ -63,14 +67,17 @@ async def run(quick: bool, work_dir: Path) -> dict[str, Any]:
     }
     async with bench_stack(work_dir) as bench:
         await bench.start_worker()
-        for name, module in (("ingest", ingest), ("latency", latency), ("lifecycle", lifecycle),
-                             ("scale", scale)):  # fmt: skip
+        for name, module in BENCHMARKS.items():
+            if only and name not in only:
+                continue
             print(f"== {name}: {json.dumps(sizes[name])}", flush=True)
             started = time.perf_counter()
             results[name] = await module.benchmark(bench, **sizes[name])
             results[name]["wall_seconds"] = time.perf_counter() - started
             print(json.dumps({k: v for k, v in results[name].items() if k != "queries"},
                              default=str), flush=True)  # fmt: skip
+    if only:
+        return results
     results["targets"] = {
         label: _verdict(results[section][key], bound, op)
         for label, (section, key, bound, op) in TARGETS.items()
@@ -200,6 +207,18 @@ def markdown(results: dict[str, Any]) -> str:
         f"{life['history_events_per_incident']:.0f} history events "
         f"({kinds}), {life['temporal_actions_per_incident']:.0f} Temporal actions.",
         "",
+    ]
+    if life.get("cpu_ms_per_incident"):
+        out += [
+            f"CPU during the run ({life['cpu_cores_busy']:.2f} of {box['cpus']} cores busy on "
+            "average), milliseconds per incident:",
+            "",
+        ]
+        out += _table(
+            ["component", "CPU ms / incident"],
+            [[k, f"{v:.1f}"] for k, v in life["cpu_ms_per_incident"].items()],
+        )
+    out += [
         "## 4. Scale",
         "",
         f"Parameters: `{json.dumps(sc['parameters'])}`; {sc['events_stored']:,} events stored, "
@@ -235,8 +254,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes, under two minutes")
     parser.add_argument("--output", type=Path, default=Path("docs"), help="where to write")
     parser.add_argument("--work-dir", type=Path, default=Path(".awfdrs/bench"))
+    parser.add_argument(
+        "--only", action="append", choices=list(BENCHMARKS), help="run just this one (repeatable)"
+    )
     args = parser.parse_args()
-    results = asyncio.run(run(args.quick, args.work_dir))
+    results = asyncio.run(run(args.quick, args.work_dir, args.only))
+    if args.only:
+        sys.stdout.flush()
+        os._exit(0)
     notes = args.output / "BENCHMARKS-analysis.md"
     if notes.exists():
         results["analysis"] = notes.read_text().strip()

@@ -23,11 +23,11 @@ async def claim_slot(
     if vendor.blocked_until is not None and vendor.blocked_until > now:
         return vendor.blocked_until - now
     window = timedelta(seconds=vendor.rate_limit_window_seconds) + GUARD
-    taken = await calls.window(vendor.id, now - window)
-    limit = vendor.rate_limit_per_minute
-    if len(taken) >= limit:
-        # The slot frees when the call that is `limit` calls back leaves the window.
-        return taken[len(taken) - limit] + window - now
+    # The window is full when it holds `limit` slots; the next one frees when the call that is
+    # `limit` calls back leaves it.
+    oldest_counted = await calls.nth_newest(vendor.id, now - window, vendor.rate_limit_per_minute)
+    if oldest_counted is not None:
+        return oldest_counted + window - now
     calls.session.add(VendorCall(vendor_id=vendor.id, called_at=now))
     return None
 

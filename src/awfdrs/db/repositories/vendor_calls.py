@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import delete, select
@@ -19,11 +18,14 @@ class VendorCallRepository(GlobalRepository[VendorCall]):
 
     model = VendorCall
 
-    async def window(self, vendor_id: uuid.UUID, since: datetime) -> Sequence[datetime]:
-        """Slot times after ``since``, oldest first; the older ones are deleted on the way.
+    async def nth_newest(self, vendor_id: uuid.UUID, since: datetime, n: int) -> datetime | None:
+        """The time of the ``n``-th newest slot after ``since``, or None when there are fewer;
+        slots at or before ``since`` are deleted on the way.
 
         One statement: the CTE's DELETE and the SELECT see the same snapshot, and the SELECT
-        only reads the slots the DELETE keeps.
+        only reads the slots the DELETE keeps. It walks at most ``n`` index entries and returns
+        one row, because it runs under the vendor's lock: reading the whole window there made
+        every claim cost as much as the window was full.
         """
         pruned = (
             delete(VendorCall)
@@ -35,7 +37,9 @@ class VendorCallRepository(GlobalRepository[VendorCall]):
             select(VendorCall.called_at)
             .add_cte(pruned)
             .where(VendorCall.vendor_id == vendor_id, VendorCall.called_at > since)
-            .order_by(VendorCall.called_at)
+            .order_by(VendorCall.called_at.desc())
+            .offset(n - 1)
+            .limit(1)
         )
-        times: Sequence[datetime] = (await self.session.execute(stmt)).scalars().all()
-        return times
+        found: datetime | None = (await self.session.execute(stmt)).scalar_one_or_none()
+        return found
