@@ -26,14 +26,14 @@ from benchmarks.harness import bench_stack
 FULL = {
     "ingest": {"events": 200_000, "tenants": 50, "naive_events": 10_000, "concurrency": 4},
     "latency": {"rate": 1000, "seconds": 30, "tenants": 10},
-    "lifecycle": {"incidents": 2000},
+    "lifecycle": {"incidents": 2000, "workers": 2},
     "scale": {"events": 5_000_000, "incidents": 200_000, "tenants": 50, "probe_events": 50_000,
               "runs": 500},
 }  # fmt: skip
 QUICK = {
     "ingest": {"events": 10_000, "tenants": 10, "naive_events": 500, "concurrency": 4},
     "latency": {"rate": 200, "seconds": 5, "tenants": 4},
-    "lifecycle": {"incidents": 100},
+    "lifecycle": {"incidents": 100, "workers": 2},
     "scale": {"events": 100_000, "incidents": 5_000, "tenants": 10, "probe_events": 5_000,
               "runs": 50},
 }  # fmt: skip
@@ -208,16 +208,22 @@ def markdown(results: dict[str, Any]) -> str:
         f"({kinds}), {life['temporal_actions_per_incident']:.0f} Temporal actions.",
         "",
     ]
-    if life.get("cpu_ms_per_incident"):
+    if life.get("runs"):
+        components = sorted({c for run in life["runs"] for c in run["cpu_ms_per_incident"]})
         out += [
-            f"CPU during the run ({life['cpu_cores_busy']:.2f} of {box['cpus']} cores busy on "
-            "average), milliseconds per incident:",
+            "The same run with the suite's one worker process, then with more on the same task "
+            "queue (the target is read on the best). CPU milliseconds per incident:",
             "",
         ]
         out += _table(
-            ["component", "CPU ms / incident"],
-            [[k, f"{v:.1f}"] for k, v in life["cpu_ms_per_incident"].items()],
-        )
+            ["worker processes", "incidents/s", "cores busy", *components],
+            [
+                [str(run["workers"]), f"{run['incidents_per_s']:.1f}",
+                 f"{run['cpu_cores_busy']:.2f} of {box['cpus']}",
+                 *(f"{run['cpu_ms_per_incident'].get(c, 0):.1f}" for c in components)]
+                for run in life["runs"]
+            ],
+        )  # fmt: skip
     out += [
         "## 4. Scale",
         "",
