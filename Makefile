@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest screenshot bench bench-quick soak clean
+.PHONY: run test lint typecheck pytest screenshot bench bench-quick soak histories clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ soak: $(STAMP)
 		$(BIN)/pytest tests/reliability -p no:cacheprovider && \
 	$(BIN)/python -m tests.reliability.report $(SOAK_RESULTS) docs/RELIABILITY.md \
 		$$(( $$(date +%s) - start ))
+
+## histories: record this release's workflow histories (tests/e2e/histories), replayed by CI
+histories: $(STAMP)
+	AWFDRS_RECORD_HISTORIES=1 $(BIN)/pytest tests/e2e/test_replay_corpus.py -k record_the_corpus
 
 ## screenshot: refresh docs/ui-incidents.png from the browser check
 screenshot: $(STAMP)

@@ -1,7 +1,8 @@
 """Benchmark 3: incidents per second through the whole lifecycle, NEW → RESOLVED.
 
-Zero-length grouping and verification windows, a local vendor that answers 200 at once, one
-retry per incident; also what each incident costs in Temporal history events and actions.
+Zero-length grouping and verification windows, a local vendor that answers 200 at once;
+incidents of one affected request, and incidents of twenty (each request sent on its own, under
+its own key); also what each incident costs in Temporal history events and actions.
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ ACTIONS = {
 }
 
 
-async def _through(bench: Bench, incidents: int, label: str) -> dict[str, Any]:
-    """``incidents`` incidents of a fresh tenant, from ingest to RESOLVED; rate and CPU."""
+async def _through(bench: Bench, incidents: int, label: str, requests: int = 1) -> dict[str, Any]:
+    """``incidents`` incidents of ``requests`` affected requests each, of a fresh tenant, from
+    ingest to RESOLVED; rates and CPU."""
     [tenant] = await make_tenants(
         bench, 1, label, grouping_window_seconds=0, verification_window_seconds=0,
         confidence_threshold=0.5, budget_actions_per_hour=100_000,
@@ -42,11 +44,12 @@ async def _through(bench: Bench, incidents: int, label: str) -> dict[str, Any]:
     )  # fmt: skip
     events = [
         {"tenant_id": str(tenant.id), "workflow_id": str(tenant.workflow_id),
-         "event_type": "payment.failed", "idempotency_key": f"{label}-{n}",
+         "event_type": "payment.failed", "idempotency_key": f"{label}-{n}-{r}",
          "occurred_at": "2026-12-01T00:00:00+00:00",
          "payload": {"error": {"code": f"gateway_timeout_{n}", "vendor": "lifecycle-vendor"},
-                     "retry": {"method": "POST", "path": f"/v1/{n}", "reversible": True}}}
+                     "retry": {"method": "POST", "path": f"/v1/{n}/{r}", "reversible": True}}}
         for n in range(incidents)
+        for r in range(requests)
     ]  # fmt: skip
     meter = CpuMeter([w.process.pid for w in bench.workers if w.process is not None])
     meter.start()
@@ -70,7 +73,9 @@ async def _through(bench: Bench, incidents: int, label: str) -> dict[str, Any]:
         sample = (await session.execute(select(Incident.id).limit(20))).scalars().all()
     return {
         "workers": len(bench.workers),
+        "requests_per_incident": requests,
         "incidents_per_s": incidents / elapsed,
+        "requests_per_s": incidents * requests / elapsed,
         "seconds": elapsed,
         "cpu_ms_per_incident": {k: v * 1000 / incidents for k, v in sorted(cpu.items())},
         "cpu_cores_busy": sum(cpu.values()) / elapsed,
@@ -78,13 +83,18 @@ async def _through(bench: Bench, incidents: int, label: str) -> dict[str, Any]:
     }
 
 
-async def benchmark(bench: Bench, *, incidents: int, workers: int = 2) -> dict[str, Any]:
-    """With the one worker of the suite, then with ``workers`` worker processes."""
+async def benchmark(
+    bench: Bench, *, incidents: int, workers: int = 2, wide: int = 20
+) -> dict[str, Any]:
+    """With the one worker of the suite: incidents of one request, then incidents of ``wide``
+    requests (a quarter as many); then the one-request run with ``workers`` processes."""
     vendor = FlakyVendor().start()
     extra = []
     try:
         await register_vendor(bench, "lifecycle-vendor", vendor.url)
         runs = [await _through(bench, incidents, "lifecycle")]
+        wide_run = await _through(bench, max(1, incidents // 4), "lifecycle-wide", wide)
+        wide_run.pop("sample")
         while len(bench.workers) < workers:
             extra.append(await bench.start_worker())
         if extra:
@@ -104,9 +114,12 @@ async def benchmark(bench: Bench, *, incidents: int, workers: int = 2) -> dict[s
         return {
             "parameters": {"incidents": incidents, "windows_seconds": 0, "vendor": "local, 200",
                            "path": "NEW → ANALYZING → retry → ACTIONED → RESOLVED",
-                           "worker_processes": [run["workers"] for run in runs]},
+                           "worker_processes": [run["workers"] for run in runs],
+                           "wide_incidents": max(1, incidents // 4), "wide_requests": wide},
             "incidents_per_s": best["incidents_per_s"],
+            "one_worker_incidents_per_s": runs[0]["incidents_per_s"],
             "runs": runs,
+            "wide": wide_run,
             "vendor_calls": len(vendor.requests),
             "history_events_per_incident": sum(kinds.values()) / len(ids),
             "temporal_actions_per_incident": actions,

@@ -41,7 +41,12 @@ TARGETS = {
     "ingest ≥ 0.5 x floor": ("ingest", "ratio_to_floor", 0.5, ">="),
     "ingest ≥ 10 x naive": ("ingest", "ratio_to_naive", 10.0, ">="),
     "detection p99 ≤ 1 s (after the call returns)": ("latency", "after_return_p99_s", 1.0, "<="),
-    "lifecycle ≥ 20 incidents/s": ("lifecycle", "incidents_per_s", 20.0, ">="),
+    "lifecycle ≥ 20 incidents/s (1 request, one worker)": (
+        "lifecycle",
+        "one_worker_incidents_per_s",
+        20.0,
+        ">=",
+    ),
     "ingest at scale ≥ 0.8 x empty": ("scale", "ingest_ratio_loaded_to_empty", 0.8, ">="),
 }
 
@@ -209,19 +214,26 @@ def markdown(results: dict[str, Any]) -> str:
         "",
     ]
     if life.get("runs"):
-        components = sorted({c for run in life["runs"] for c in run["cpu_ms_per_incident"]})
+        runs = [*life["runs"][:1], *([life["wide"]] if life.get("wide") else []),
+                *life["runs"][1:]]  # fmt: skip
+        components = sorted({c for run in runs for c in run["cpu_ms_per_incident"]})
         out += [
-            "The same run with the suite's one worker process, then with more on the same task "
-            "queue (the target is read on the best). CPU milliseconds per incident:",
+            "Incidents of one affected request with the suite's one worker process (the target "
+            "is read here), incidents of twenty requests (each sent on its own, under its own "
+            "key), then one-request incidents with more worker processes on the same task "
+            "queue. CPU milliseconds per incident:",
             "",
         ]
         out += _table(
-            ["worker processes", "incidents/s", "cores busy", *components],
+            ["worker processes", "requests/incident", "incidents/s", "requests/s", "cores busy",
+             *components],
             [
-                [str(run["workers"]), f"{run['incidents_per_s']:.1f}",
+                [str(run["workers"]), str(run.get("requests_per_incident", 1)),
+                 f"{run['incidents_per_s']:.1f}",
+                 f"{run.get('requests_per_s', run['incidents_per_s']):.1f}",
                  f"{run['cpu_cores_busy']:.2f} of {box['cpus']}",
                  *(f"{run['cpu_ms_per_incident'].get(c, 0):.1f}" for c in components)]
-                for run in life["runs"]
+                for run in runs
             ],
         )  # fmt: skip
     out += [

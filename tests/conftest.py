@@ -15,7 +15,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from awfdrs.client import AwfdrsClient
-from awfdrs.config import Settings
+from awfdrs.config import Settings, asyncpg_dsn
 from awfdrs.constants import SEARCH_ATTRIBUTES
 from awfdrs.db.session import build_engine, make_sessionmaker
 from awfdrs.devstack.binaries import temporal_cli, temporal_test_server
@@ -164,9 +164,15 @@ async def stack(
     task_queue: str,
     vendor: FlakyVendor,
     receiver: EscalationReceiver,
+    database: ScratchDatabase,
 ) -> AsyncIterator[Stack]:
     async with running_stack(
-        temporal_client, committed_sessions, task_queue, vendor, receiver
+        temporal_client,
+        committed_sessions,
+        task_queue,
+        vendor,
+        receiver,
+        listen_dsn=asyncpg_dsn(database.app_url),
     ) as running:
         yield running
 

@@ -125,7 +125,9 @@ async def test_a_new_users_session(
     human = await ok("incidents", "show", incident["id"])
     assert "timeline" in human
     assert "decision escalate (0.90, awfdrs-rules/1)" in human
-    not_waiting = await run("incidents", "approve", incident["id"], "--by", "alice")
+    not_waiting = await run(
+        "incidents", "approve", incident["id"], "--plan", "plan-0", "--by", "alice"
+    )
     assert not_waiting.returncode == 1
     assert "is not waiting for approval" in not_waiting.stderr
     resolved = await ok(
@@ -153,8 +155,8 @@ async def test_a_new_users_session(
 
 def test_unreachable_services_are_named_in_one_line(tmp_path: Path) -> None:
     env = {"AWFDRS_STACK_FILE": str(tmp_path / "none.json")}
-    temporal = awfdrs({**env, "AWFDRS_TEMPORAL_ADDRESS": "127.0.0.1:1"},
-                      "incidents", "approve", str(uuid.uuid4()), "--by", "x")  # fmt: skip
+    temporal = awfdrs({**env, "AWFDRS_TEMPORAL_ADDRESS": "127.0.0.1:1"}, "incidents",
+                      "approve", str(uuid.uuid4()), "--plan", "p", "--by", "x")  # fmt: skip
     assert temporal.returncode == 1
     assert temporal.stderr.strip() == "awfdrs: cannot reach Temporal at 127.0.0.1:1"
     database = awfdrs({**env, "AWFDRS_DATABASE_URL": "postgresql://awfdrs_app@127.0.0.1:1/x",

@@ -81,7 +81,7 @@ async def console_stack(
         for incident in await stack.incidents(tenant):
             permanent = "gateway" not in incident.title
             if permanent:
-                await stack.wait_snapshot(incident.id, lambda s: s.waiting_for == "operator")
+                await stack.wait_snapshot(incident.id, lambda s: s.phase == "awaiting_operator")
             else:
                 await stack.wait_status(tenant, incident.id, IncidentStatus.RESOLVED)
             expected[f"incident-{incident.id}"] = (

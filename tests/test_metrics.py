@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import AsyncIterator
 
@@ -16,6 +17,7 @@ from temporalio.testing import WorkflowEnvironment
 from awfdrs.analysis.rules import RulesAnalyzer
 from awfdrs.client import AwfdrsClient
 from awfdrs.devstack.servers import EscalationReceiver, FlakyVendor
+from awfdrs.dispatcher import Dispatcher
 from awfdrs.enums import IncidentStatus
 from awfdrs.metrics import Metrics, prometheus_runtime, sample
 from awfdrs.worker import build_worker
@@ -71,14 +73,21 @@ async def metered(
             analyzer=RulesAnalyzer(),
             metrics=metrics,
         )
+        dispatcher = Dispatcher(committed_sessions, client, task_queue, metrics=metrics)
+        stop = asyncio.Event()
         async with worker:
+            delivering = asyncio.create_task(dispatcher.run(stop))
             stack = Stack(
                 client=AwfdrsClient(client, task_queue),
                 sessions=committed_sessions,
                 vendor_url=vendor.url,
                 webhook_url=f"{receiver.url}/v2/enqueue",
             )
-            yield stack, metrics, port
+            try:
+                yield stack, metrics, port
+            finally:
+                stop.set()
+                await delivering
 
 
 async def test_counters_move_by_the_right_amounts(
@@ -96,7 +105,7 @@ async def test_counters_move_by_the_right_amounts(
         tenant, by_title["payment failed: gateway_timeout"], IncidentStatus.RESOLVED
     )
     await stack.wait_snapshot(
-        by_title["payment failed: card_declined"], lambda s: s.waiting_for == "operator"
+        by_title["payment failed: card_declined"], lambda s: s.phase == "awaiting_operator"
     )
     await sample(metrics, committed_sessions)
     samples = scrape(port)
@@ -112,6 +121,10 @@ async def test_counters_move_by_the_right_amounts(
     assert value(samples, "awfdrs_decision_confidence_count", decision_type="retry") == 1
     assert value(samples, "awfdrs_ingest_batch_seconds_count") == 1
     assert value(samples, "awfdrs_vendor_breaker_state", vendor=name) == 0
+    assert value(samples, "awfdrs_requests_total", outcome="SUCCEEDED") == 1
+    assert value(samples, "awfdrs_outbox_delivered_total") >= 2
+    assert value(samples, "awfdrs_outbox_depth") == 0
+    assert value(samples, "awfdrs_incidents_phase", phase="awaiting_operator") >= 1
     assert value(samples, "awfdrs_incidents", status="RESOLVED") >= 1
     assert ("awfdrs_incidents_held", frozenset({("control", "kill_switch")})) in {
         (n, frozenset((k, v) for k, v in ls if k == "control")) for (n, ls) in samples

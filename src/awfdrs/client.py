@@ -177,17 +177,18 @@ class AwfdrsClient:
         return snapshot
 
     async def approve(
-        self, incident_id: uuid.UUID, *, actor: str, reason: str | None = None
+        self, incident_id: uuid.UUID, *, plan_id: str, actor: str, reason: str | None = None
     ) -> IncidentSnapshot:
+        """Approve the plan ``plan_id`` (from the snapshot): refused if another plan waits."""
         return await self._update(
-            incident_id, "approve", OperatorCommand(actor=actor, reason=reason)
+            incident_id, "approve", OperatorCommand(plan_id=plan_id, actor=actor, reason=reason)
         )
 
     async def reject(
-        self, incident_id: uuid.UUID, *, actor: str, reason: str | None = None
+        self, incident_id: uuid.UUID, *, plan_id: str, actor: str, reason: str | None = None
     ) -> IncidentSnapshot:
         return await self._update(
-            incident_id, "reject", OperatorCommand(actor=actor, reason=reason)
+            incident_id, "reject", OperatorCommand(plan_id=plan_id, actor=actor, reason=reason)
         )
 
     async def resolve(self, incident_id: uuid.UUID, *, actor: str, reason: str) -> IncidentSnapshot:

@@ -72,6 +72,19 @@ class Settings(BaseSettings):
         default=None, ge=1, le=65535, description="Serve Prometheus metrics on this port."
     )
     metrics_sample_seconds: float = Field(default=15.0, gt=0, le=3600)
+    dispatcher: bool = Field(
+        default=True,
+        description="Deliver the ingest outbox to incident workflows from this process. Several "
+        "dispatchers may run (rows are claimed with SKIP LOCKED).",
+    )
+    console_url: str | None = Field(
+        default=None,
+        description="Where operators open an incident, with {incident_id}; escalations link it.",
+    )
+    temporal_ui_url: str | None = Field(
+        default=None,
+        description="The Temporal UI's address; escalations link the incident's workflow there.",
+    )
     workflow_sandbox: bool = Field(
         default=False,
         description="Run workflows in Temporal's sandbox. Off by default: it costs about 7 ms "
@@ -91,6 +104,19 @@ class Settings(BaseSettings):
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError("must be host:port, e.g. 127.0.0.1:7233")
         return value
+
+    def escalation_links(self) -> dict[str, str]:
+        """Where on-call looks, as templates with ``{incident_id}``, for escalation payloads."""
+        links: dict[str, str] = {}
+        if self.console_url:
+            links["console"] = self.console_url
+        if self.temporal_ui_url:
+            ns = self.temporal_namespace
+            links["temporal_ui"] = (
+                f"{self.temporal_ui_url.rstrip('/')}/namespaces/{ns}/workflows/"
+                "incident-{incident_id}"
+            )
+        return links
 
     def require_database_url(self) -> str:
         """The application URL, or a :class:`ConfigError` saying which variable to set."""

@@ -21,6 +21,7 @@ SA_SEVERITY = SearchAttributeKey.for_keyword("AwfdrsSeverity")
 SA_SIGNATURE = SearchAttributeKey.for_keyword("AwfdrsSignature")
 SA_WORKFLOW_NAME = SearchAttributeKey.for_keyword("AwfdrsWorkflowName")
 SA_HELD_BY = SearchAttributeKey.for_keyword("AwfdrsHeldBy")
+SA_PHASE = SearchAttributeKey.for_keyword("AwfdrsPhase")
 
 SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[str], ...] = (
     SA_TENANT,
@@ -29,6 +30,7 @@ SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[str], ...] = (
     SA_SIGNATURE,
     SA_WORKFLOW_NAME,
     SA_HELD_BY,
+    SA_PHASE,
 )
 
 

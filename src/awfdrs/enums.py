@@ -34,6 +34,62 @@ class ActionStatus(StrEnum):
         return self in (ActionStatus.SUCCEEDED, ActionStatus.FAILED, ActionStatus.SHADOWED)
 
 
+class RequestStatus(StrEnum):
+    """One affected request of an incident: where its remediation stands.
+
+    PENDING waits to be sent (or, with nothing to replay, for a human); SENT is claimed and on
+    its way to the vendor (an attempt in flight); the rest are final. After a transient failure
+    a request goes back to PENDING with its attempts counted, so an operator's close can still
+    cancel it.
+    """
+
+    PENDING = "PENDING"
+    SENT = "SENT"
+    SUCCEEDED = "SUCCEEDED"  # the vendor accepted our replay
+    FAILED = "FAILED"  # the vendor refused it for good, or attempts ran out; not yet handed over
+    RECOVERED = "RECOVERED"  # the sender reported success for it: nothing left to send
+    HANDED_OVER = "HANDED_OVER"  # escalated or handed over: a human has it
+    CANCELLED = "CANCELLED"  # an operator closed the incident or rejected the plan first
+    SHADOWED = "SHADOWED"  # shadow mode: recorded as what would have been sent
+
+    @property
+    def is_final(self) -> bool:
+        return self not in (RequestStatus.PENDING, RequestStatus.SENT)
+
+    @property
+    def is_settled(self) -> bool:
+        """Nothing more is owed to it: it worked, or the sender or a human has it."""
+        return self in SETTLED_REQUEST_STATUSES
+
+
+SETTLED_REQUEST_STATUSES = frozenset(
+    {
+        RequestStatus.SUCCEEDED,
+        RequestStatus.RECOVERED,
+        RequestStatus.HANDED_OVER,
+        RequestStatus.CANCELLED,
+    }
+)
+
+
+class Phase(StrEnum):
+    """Where an incident's lifecycle is; the status says what the world sees, the phase what
+    the workflow waits for. Stored on the incident so the console can ask "who needs a human"."""
+
+    GROUPING = "grouping"
+    ANALYZING = "analyzing"
+    AWAITING_APPROVAL = "awaiting_approval"
+    HELD = "held"
+    ACTING = "acting"
+    VERIFYING = "verifying"
+    AWAITING_OPERATOR = "awaiting_operator"
+    CLOSED = "closed"
+
+    @property
+    def needs_a_human(self) -> bool:
+        return self in (Phase.AWAITING_APPROVAL, Phase.HELD, Phase.AWAITING_OPERATOR)
+
+
 class ActionType(StrEnum):
     RETRY = "retry"
     ESCALATE = "escalate"

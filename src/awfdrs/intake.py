@@ -1,16 +1,22 @@
-"""The pure half of ingest: validate, fingerprint and group a batch before any I/O.
+"""The pure half of ingest: each event's outcome, its fingerprint, the requests it affects.
 
-Kept free of database and Temporal code so the rules can be tested exhaustively and the
-activity's transaction holds only what needs the database.
+No database or Temporal code: the rules are tested exhaustively on their own, and the ingest
+transaction holds only what needs the database. The value types the repositories store
+(``NewEvent``, ``FailureGroup``, ``FailedRequest``, ``Evidence``) are defined here, so this module
+depends on nothing below it and the database layer depends on it.
+
+Every event's outcome is decided in one place, :class:`PreparedBatch`: rejected while it is
+validated, or for naming an unknown workflow; accepted, duplicate or conflict once the database
+said which keys it already held.
 """
 
 from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -22,11 +28,83 @@ from awfdrs.contracts import (
     canonical_json,
     describe_validation_error,
 )
-from awfdrs.db.repositories import FailureGroup, NewEvent
 from awfdrs.enums import EventOutcome, Severity
 from awfdrs.fingerprint import FINGERPRINT_VERSION, signature, split_event_type
+from awfdrs.jsonbatch import Decoded, Undecodable
 
 TITLE_LIMIT = 500
+ERROR_MESSAGE_LIMIT = 2000
+# What the payload hash covers besides the payload, named in conflict reasons.
+HASHED_FIELDS = "workflow_id, event_type, occurred_at (as UTC), correlation_id, severity, payload"
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """A validated event ready to be stored; ``payload_json`` is its payload serialised once."""
+
+    workflow_id: uuid.UUID
+    event_type: str
+    outcome: EventOutcome
+    payload_json: str
+    idempotency_key: str
+    occurred_at: datetime
+    severity: Severity | None
+    signature: str | None
+    fingerprint_version: int | None
+    payload_hash: str
+    correlation_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class FailureGroup:
+    """The failures of one signature among a batch's newly inserted events."""
+
+    signature: str
+    workflow_id: uuid.UUID
+    operation: str
+    title: str
+    count: int
+    first_seen_at: datetime
+    last_seen_at: datetime
+    severity: Severity
+    correlation_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class FailedRequest:
+    """One distinct failed request among a batch's new failures, for the incident of
+    ``signature``. ``event_key`` is the first event that carried it (its id becomes the row's
+    ``first_event_id``); ``candidate_key`` is the Idempotency-Key derived from it, used unless
+    the tenant already has a key for this request."""
+
+    signature: str
+    event_key: str
+    request_hash: str
+    candidate_key: str
+    replayable: bool
+    vendor: str | None
+    method: str | None
+    path: str | None
+    body_json: str | None
+    headers_json: str
+    reversible: bool | None
+    correlation_ids: tuple[str, ...]
+    error_code: str | None
+    error_message: str | None
+    event_count: int
+    first_failed_at: datetime
+    last_failed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """A success of ``operation``: it proves recovered the failed requests of that operation
+    that carry the same correlation id (or, inside the grouping window, those that carry none)."""
+
+    workflow_id: uuid.UUID
+    operation: str
+    correlation_id: str | None
+    occurred_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,16 +126,76 @@ class PreparedBatch:
     accepted: list[Accepted] = field(default_factory=list)
     # Later deliveries of a key already in this batch: index → the first one's index.
     repeats: dict[int, int] = field(default_factory=dict)
+    # Filled in by settle(): the events really inserted by this batch.
+    new: list[Accepted] = field(default_factory=list)
 
     @property
     def workflow_ids(self) -> set[uuid.UUID]:
         return {a.event.workflow_id for a in self.accepted}
 
+    def reject_workflows(self, active: Mapping[uuid.UUID, bool]) -> None:
+        """Reject, each on its own, the events naming a workflow that is unknown for the tenant
+        (absent from ``active``) or inactive (False there); the rest of the batch goes on."""
+        kept: list[Accepted] = []
+        for item in self.accepted:
+            state = active.get(item.event.workflow_id)
+            if state is True:
+                kept.append(item)
+                continue
+            why = "is not a workflow of this tenant" if state is None else "is inactive"
+            self.results[item.index] = _reject(
+                item.event.idempotency_key, f"workflow_id: {item.event.workflow_id} {why}"
+            )
+        if len(kept) != len(self.accepted):
+            dropped = {a.index for a in self.accepted} - {a.index for a in kept}
+            self.accepted = kept
+            # A repeat of a rejected event is rejected with it.
+            for index, first in list(self.repeats.items()):
+                if first in dropped:
+                    self.results[index] = self.results[first]
+                    del self.repeats[index]
+
+    def settle(self, inserted: Mapping[str, uuid.UUID], stored: Mapping[str, str]) -> set[str]:
+        """Decide accepted / duplicate / conflict from what the database did.
+
+        ``inserted`` maps the keys this batch inserted to their event ids, ``stored`` the other
+        keys to the payload hash already stored. Returns the signatures seen only as duplicates:
+        their open incidents must still be told, in case a first delivery's notice was lost.
+        """
+        duplicate_signatures: set[str] = set()
+        self.new = []
+        for item in self.accepted:
+            key = item.row.idempotency_key
+            if key in inserted:
+                self.results[item.index] = EventResult(
+                    idempotency_key=key, outcome=Outcome.ACCEPTED
+                )
+                self.new.append(item)
+            elif stored.get(key) == item.row.payload_hash:
+                self.results[item.index] = EventResult(
+                    idempotency_key=key, outcome=Outcome.DUPLICATE
+                )
+                if item.row.signature is not None:
+                    duplicate_signatures.add(item.row.signature)
+            else:
+                # Stored with another payload, or inserted concurrently and rolled back since.
+                self.results[item.index] = conflict(
+                    key, stored.get(key, "unknown"), item.row.payload_hash
+                )
+        return duplicate_signatures
+
+    def outcomes(self) -> list[EventResult]:
+        missing = [i for i, r in enumerate(self.results) if r is None]
+        if missing:
+            raise RuntimeError(f"events {missing} have no outcome: settle() was not called")
+        return [r for r in self.results if r is not None]
+
 
 def payload_hash(event: EventIn, payload_json: str) -> str:
     """What "the same event" means: every field the sender set except the key itself.
 
-    The payload enters as its canonical text, already serialised for storage.
+    The instant is hashed in UTC, so a resend that spells the same moment in another offset is
+    the same event. The payload enters as its canonical text, already serialised for storage.
     """
     # Unit-separated rather than JSON: the fields cannot contain U+001F (NUL and control
     # characters are refused), and this runs once per event on the hot path.
@@ -65,7 +203,7 @@ def payload_hash(event: EventIn, payload_json: str) -> str:
         (
             str(event.workflow_id),
             event.event_type,
-            event.occurred_at.isoformat(),
+            event.occurred_at.astimezone(UTC).isoformat(),
             event.correlation_id or "\x00",
             event.severity.value if event.severity else "\x00",
         )
@@ -74,6 +212,16 @@ def payload_hash(event: EventIn, payload_json: str) -> str:
     digest.update(b"\x1e")
     digest.update(payload_json.encode())
     return digest.hexdigest()
+
+
+def request_key(tenant_id: uuid.UUID, event_key: str) -> str:
+    """The Idempotency-Key a request first carried by event ``event_key`` is sent with.
+
+    A digest rather than the event's key itself: fixed length, plain ASCII whatever the sender
+    chose, and different for two tenants that happen to use the same keys.
+    """
+    digest = hashlib.sha256(f"{tenant_id}\x1f{event_key}".encode()).hexdigest()
+    return f"awfdrs-{digest[:40]}"
 
 
 def _title(operation: str, event: EventIn) -> str:
@@ -91,16 +239,36 @@ def _reject(key: object, reason: str) -> EventResult:
     )
 
 
-def prepare(tenant_id: uuid.UUID, raw_events: Iterable[object], now: datetime) -> PreparedBatch:
-    """Validate each event on its own and fingerprint the failures."""
+def prepare(
+    tenant_id: uuid.UUID,
+    raw_events: Iterable[object],
+    now: datetime,
+    *,
+    implied_tenant: bool = False,
+) -> PreparedBatch:
+    """Validate each event on its own and fingerprint the failures.
+
+    ``raw_events`` are decoded JSON values (or :class:`~awfdrs.jsonbatch.Decoded` items), or
+    :class:`~awfdrs.jsonbatch.Undecodable` for an element that could not be decoded (rejected
+    with its reason). With ``implied_tenant`` (the
+    HTTP edge: the key names the tenant) an event may leave ``tenant_id`` out; one that names
+    another tenant is rejected either way.
+    """
     raws = list(raw_events)
     batch = PreparedBatch(results=[None] * len(raws))
     first_by_key: dict[str, Accepted] = {}
     for index, raw in enumerate(raws):
+        if isinstance(raw, Decoded):
+            raw = raw.value
+        if isinstance(raw, Undecodable):
+            batch.results[index] = _reject(None, raw.reason)
+            continue
         if not isinstance(raw, dict):
             batch.results[index] = _reject(None, "event: must be a JSON object")
             continue
         key = raw.get("idempotency_key")
+        if implied_tenant and "tenant_id" not in raw:
+            raw = {**raw, "tenant_id": str(tenant_id)}
         context: dict[str, Any] = {"now": now}
         try:
             event = EventIn.model_validate(raw, context=context)
@@ -108,7 +276,11 @@ def prepare(tenant_id: uuid.UUID, raw_events: Iterable[object], now: datetime) -
             batch.results[index] = _reject(key, describe_validation_error(exc))
             continue
         if event.tenant_id != tenant_id:
-            batch.results[index] = _reject(key, "tenant_id: does not match the batch's tenant_id")
+            batch.results[index] = _reject(
+                key,
+                "tenant_id: names another tenant than the one this batch is for"
+                + (" (the API key's)" if implied_tenant else ""),
+            )
             continue
         payload_json = context.get("payload_json") or canonical_json(raw.get("payload", {}))
         digest = payload_hash(event, payload_json)
@@ -124,44 +296,49 @@ def prepare(tenant_id: uuid.UUID, raw_events: Iterable[object], now: datetime) -
                     event.idempotency_key, earlier.row.payload_hash, digest
                 )
             continue
-        operation, outcome = split_event_type(event.event_type)
-        error = event.payload.error
-        if error is not None and outcome is EventOutcome.NEUTRAL:
-            outcome = EventOutcome.FAILURE  # an error report is a failure whatever its name
-        failure = outcome is EventOutcome.FAILURE
-        row = NewEvent(
-            workflow_id=event.workflow_id,
-            event_type=event.event_type,
-            outcome=outcome,
-            payload_json=payload_json,
-            idempotency_key=event.idempotency_key,
-            occurred_at=event.occurred_at,
-            severity=event.severity or (Severity.ERROR if failure else None),
-            signature=signature(
-                workflow_id=event.workflow_id,
-                operation=operation,
-                code=error.code if error else None,
-                message=error.message if error else None,
-                fingerprint=event.payload.fingerprint,
-            )
-            if failure
-            else None,
-            fingerprint_version=FINGERPRINT_VERSION if failure else None,
-            payload_hash=digest,
-            correlation_id=event.correlation_id,
-        )
-        accepted = Accepted(index, event, row, operation, _title(operation, event))
+        accepted = _accept(index, event, payload_json, digest)
         first_by_key[event.idempotency_key] = accepted
         batch.accepted.append(accepted)
     return batch
+
+
+def _accept(index: int, event: EventIn, payload_json: str, digest: str) -> Accepted:
+    operation, outcome = split_event_type(event.event_type)
+    error = event.payload.error
+    if error is not None and outcome is EventOutcome.NEUTRAL:
+        outcome = EventOutcome.FAILURE  # an error report is a failure whatever its name
+    failure = outcome is EventOutcome.FAILURE
+    row = NewEvent(
+        workflow_id=event.workflow_id,
+        event_type=event.event_type,
+        outcome=outcome,
+        payload_json=payload_json,
+        idempotency_key=event.idempotency_key,
+        occurred_at=event.occurred_at,
+        severity=event.severity or (Severity.ERROR if failure else None),
+        signature=signature(
+            workflow_id=event.workflow_id,
+            operation=operation,
+            code=error.code if error else None,
+            message=error.message if error else None,
+            fingerprint=event.payload.fingerprint,
+        )
+        if failure
+        else None,
+        fingerprint_version=FINGERPRINT_VERSION if failure else None,
+        payload_hash=digest,
+        correlation_id=event.correlation_id,
+    )
+    return Accepted(index, event, row, operation, _title(operation, event))
 
 
 def conflict(key: str, stored: str, received: str) -> EventResult:
     return EventResult(
         idempotency_key=key,
         outcome=Outcome.CONFLICT,
-        reason=f"idempotency_key: already used with payload sha256:{stored}, "
-        f"this delivery has sha256:{received}",
+        reason=f"idempotency_key: already used for a different event (sha256:{stored}); this "
+        f"delivery hashes to sha256:{received}. The hash covers {HASHED_FIELDS}: a resend must "
+        "repeat them all, occurred_at included",
     )
 
 
@@ -198,11 +375,112 @@ def group_failures(accepted: Iterable[Accepted]) -> list[FailureGroup]:
     return list(groups.values())
 
 
-def latest_successes(accepted: Iterable[Accepted]) -> list[tuple[uuid.UUID, str, datetime]]:
-    """Per (workflow, operation) the latest success: the recovery evidence of a batch."""
-    latest: dict[tuple[uuid.UUID, str], datetime] = {}
+# Headers that change from one attempt of the same request to the next (tracing, transport,
+# the sender's own idempotency key): left out of its identity. Every other header is part of
+# what the request is: ``Stripe-Account`` picks the account a charge is made on.
+PER_ATTEMPT_HEADERS = frozenset(
+    {
+        "idempotency-key",
+        "x-idempotency-key",
+        "x-request-id",
+        "x-correlation-id",
+        "traceparent",
+        "tracestate",
+        "baggage",
+        "date",
+        "user-agent",
+        "content-length",
+        "accept-encoding",
+        "connection",
+    }
+)
+
+
+def identity_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The headers that say what a request is, by lower-cased name (HTTP names are not
+    case-sensitive, so ``Stripe-Account`` and ``stripe-account`` are one header)."""
+    return {
+        name.lower(): value
+        for name, value in headers.items()
+        if name.lower() not in PER_ATTEMPT_HEADERS
+    }
+
+
+def request_hash(event: EventIn) -> str:
+    """The identity of the request a failure affects, within its incident.
+
+    Replayable: vendor, method, path, canonical body and the headers that say what it is (not
+    those of one attempt). Otherwise the failure's trace: its correlation id, or the event.
+    """
+    spec = event.payload.retry
+    vendor = event.payload.error.vendor if event.payload.error else None
+    parts: tuple[str, ...]
+    if spec is not None:
+        parts = (
+            "r",
+            vendor or "",
+            spec.method,
+            spec.path,
+            canonical_json(spec.body),
+            canonical_json(identity_headers(spec.headers)),
+        )
+    elif event.correlation_id is not None:
+        parts = ("c", event.correlation_id)
+    else:
+        parts = ("e", event.idempotency_key)
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+def failed_requests(tenant_id: uuid.UUID, accepted: Iterable[Accepted]) -> list[FailedRequest]:
+    """The distinct requests among the new failures, per signature, in first-seen order."""
+    found: dict[tuple[str, str], FailedRequest] = {}
     for item in accepted:
-        if item.row.outcome is EventOutcome.SUCCESS:
-            key = (item.row.workflow_id, item.operation)
-            latest[key] = max(latest.get(key, item.row.occurred_at), item.row.occurred_at)
-    return [(workflow_id, operation, at) for (workflow_id, operation), at in latest.items()]
+        row = item.row
+        if row.signature is None:
+            continue
+        event = item.event
+        digest = request_hash(event)
+        correlation = (event.correlation_id,) if event.correlation_id else ()
+        current = found.get((row.signature, digest))
+        if current is not None:
+            found[(row.signature, digest)] = replace(
+                current,
+                event_count=current.event_count + 1,
+                correlation_ids=tuple(dict.fromkeys((*current.correlation_ids, *correlation))),
+                first_failed_at=min(current.first_failed_at, row.occurred_at),
+                last_failed_at=max(current.last_failed_at, row.occurred_at),
+            )
+            continue
+        spec = event.payload.retry
+        error = event.payload.error
+        found[(row.signature, digest)] = FailedRequest(
+            signature=row.signature,
+            event_key=row.idempotency_key,
+            request_hash=digest,
+            candidate_key=request_key(tenant_id, row.idempotency_key),
+            replayable=spec is not None,
+            vendor=error.vendor if error else None,
+            method=spec.method if spec else None,
+            path=spec.path if spec else None,
+            body_json=canonical_json(spec.body) if spec and spec.body is not None else None,
+            headers_json=canonical_json(dict(spec.headers) if spec else {}),
+            reversible=spec.reversible if spec else None,
+            correlation_ids=correlation,
+            error_code=error.code if error else None,
+            error_message=(error.message or "")[:ERROR_MESSAGE_LIMIT] or None if error else None,
+            event_count=1,
+            first_failed_at=row.occurred_at,
+            last_failed_at=row.occurred_at,
+        )
+    return list(found.values())
+
+
+def evidence(accepted: Iterable[Accepted]) -> list[Evidence]:
+    """The successes of a batch, one per (workflow, operation, correlation id), the latest."""
+    latest: dict[tuple[uuid.UUID, str, str | None], datetime] = {}
+    for item in accepted:
+        row = item.row
+        if row.outcome is EventOutcome.SUCCESS:
+            key = (row.workflow_id, item.operation, row.correlation_id)
+            latest[key] = max(latest.get(key, row.occurred_at), row.occurred_at)
+    return [Evidence(w, o, c, at) for (w, o, c), at in latest.items()]

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.common import MetricMeter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
-from awfdrs.db.repositories import MetricsRepository, VendorRepository
-from awfdrs.enums import CircuitState, IncidentStatus
+from awfdrs.db.repositories import MetricsRepository, OutboxQueue, VendorRepository
+from awfdrs.enums import CircuitState, IncidentStatus, Phase
 
 log = logging.getLogger(__name__)
 BREAKER_VALUE = {CircuitState.CLOSED: 0, CircuitState.HALF_OPEN: 1, CircuitState.OPEN: 2}
@@ -54,6 +54,21 @@ class Metrics:
         self.held = meter.create_gauge(
             "awfdrs_incidents_held", "Open incidents held by a control (kill_switch, fuse, …)"
         )
+        self.phases = meter.create_gauge(
+            "awfdrs_incidents_phase", "Open incidents by lifecycle phase", "incidents"
+        )
+        self.requests = meter.create_counter(
+            "awfdrs_requests", "Request sends finished, by outcome", "requests"
+        )
+        self.outbox_delivered = meter.create_counter(
+            "awfdrs_outbox_delivered", "Outbox notices delivered to incident workflows", "notices"
+        )
+        self.outbox_depth = meter.create_gauge(
+            "awfdrs_outbox_depth", "Outbox notices waiting for the dispatcher", "notices"
+        )
+        self.outbox_age = meter.create_gauge_float(
+            "awfdrs_outbox_age_seconds", "Age of the oldest outbox notice waiting", "s"
+        )
 
 
 def prometheus_runtime(port: int, host: str = "0.0.0.0") -> Runtime:
@@ -71,7 +86,15 @@ async def sample(metrics: Metrics, sessions: async_sessionmaker[AsyncSession]) -
         repository = MetricsRepository(session)
         counts = await repository.incident_counts()
         held = await repository.held_counts()
+        phases = await repository.phase_counts()
         vendors = await VendorRepository(session).list_all()
+        depth, oldest = await OutboxQueue(session).stats()
+    metrics.outbox_depth.set(depth)
+    age = (datetime.now(UTC) - oldest).total_seconds() if oldest is not None else 0.0
+    metrics.outbox_age.set(max(0.0, age))
+    for phase in Phase:
+        if phase is not Phase.CLOSED:
+            metrics.phases.set(phases.get(phase, 0), {"phase": phase.value})
     for status in IncidentStatus:
         metrics.incidents.set(counts.get(status, 0), {"status": status.value})
     for control, count in held.items():

@@ -27,12 +27,14 @@ from awfdrs.activities.controls import ControlActivities
 from awfdrs.activities.incidents import IncidentActivities
 from awfdrs.activities.ingest import IngestActivities
 from awfdrs.activities.kill_switches import KillSwitchActivities
+from awfdrs.activities.requests import RequestActivities
 from awfdrs.analysis import Analyzer, load_analyzer
 from awfdrs.client import connect_temporal
-from awfdrs.config import Settings, load_settings
+from awfdrs.config import Settings, asyncpg_dsn, load_settings
 from awfdrs.db.session import build_engine, make_sessionmaker
+from awfdrs.dispatcher import Dispatcher
 from awfdrs.metrics import Metrics, prometheus_runtime, sample_forever
-from awfdrs.remediation.executors import EscalateExecutor, build_executors
+from awfdrs.remediation.executors import EscalateExecutor, RetryExecutor, build_executors
 from awfdrs.remediation.gate import default_gate
 from awfdrs.workflows.incident import IncidentWorkflow
 from awfdrs.workflows.ingest import IngestEventsWorkflow
@@ -49,21 +51,27 @@ def build_worker(
     *,
     task_queue: str,
     analyzer: Analyzer,
-    max_concurrent_activities: int = 20,
+    max_concurrent_activities: int = 10,
+    max_concurrent_local_activities: int = 10,
     metrics: Metrics | None = None,
     sandboxed: bool = True,
+    links: dict[str, str] | None = None,
 ) -> Worker:
     """A worker with every workflow and activity, on injected resources (tests build their own).
 
+    Activity slots are bounded together with the connection pool: every local activity holds a
+    connection for its whole run, a regular one only around its vendor call, so the pool must
+    hold ``max_concurrent_local_activities + max_concurrent_activities`` connections or work
+    queues on the pool instead of on Temporal (where updates and shutdown are not blocked).
     ``sandboxed`` runs the workflows in Temporal's sandbox, which re-imports their modules for
     every workflow started: safer while developing, measurably slower in production.
     """
     metrics = metrics or Metrics()
-    executors = build_executors(http)
     gate = default_gate()
-    ingest = IngestActivities(sessions, client, task_queue, metrics)
-    incidents = IncidentActivities(sessions, analyzer, executors, gate, metrics)
-    actions = ActionActivities(sessions, executors, metrics)
+    ingest = IngestActivities(sessions, metrics)
+    incidents = IncidentActivities(sessions, analyzer, gate, metrics)
+    requests = RequestActivities(sessions, RetryExecutor(http), gate, metrics)
+    actions = ActionActivities(sessions, build_executors(http), metrics, links)
     controls = ControlActivities(sessions, gate, EscalateExecutor(http))
     switches = KillSwitchActivities(sessions, client)
     return Worker(
@@ -72,11 +80,14 @@ def build_worker(
         workflows=[IngestEventsWorkflow, IncidentWorkflow, KillSwitchWorkflow],
         activities=[
             ingest.ingest_batch,
-            ingest.dispatch_incidents,
             incidents.analyze,
             incidents.decide,
+            incidents.settle_round,
             incidents.conclude_verification,
+            incidents.review,
             incidents.close,
+            incidents.note_phase,
+            requests.send,
             actions.execute,
             actions.abandon,
             controls.probe,
@@ -86,15 +97,24 @@ def build_worker(
             switches.expire,
             switches.list_active,
         ],
-        # Each activity holds a pooled connection; more in flight would only queue on the pool.
         max_concurrent_activities=max_concurrent_activities,
+        max_concurrent_local_activities=max_concurrent_local_activities,
         workflow_runner=SandboxedWorkflowRunner() if sandboxed else UnsandboxedWorkflowRunner(),
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
     )
 
 
+def slots(settings: Settings) -> tuple[int, int]:
+    """(regular, local) activity slots that the connection pool can serve at once."""
+    connections = settings.db_pool_size + settings.db_max_overflow
+    local = max(1, connections // 2)
+    return max(1, connections - local), local
+
+
 @asynccontextmanager
-async def worker_resources(settings: Settings) -> AsyncIterator[tuple[Worker, Client]]:
+async def worker_resources(
+    settings: Settings,
+) -> AsyncIterator[tuple[Worker, Client, Dispatcher | None]]:
     """Engine, session factory, HTTP and Temporal clients, metrics: built once, closed after.
 
     With ``AWFDRS_METRICS_PORT`` set, the SDK's metrics and awfdrs's own are served there and
@@ -111,6 +131,18 @@ async def worker_resources(settings: Settings) -> AsyncIterator[tuple[Worker, Cl
             every = timedelta(seconds=settings.metrics_sample_seconds)
             sampler = asyncio.create_task(sample_forever(metrics, sessions, every))
             log.info("metrics on :%d/metrics", settings.metrics_port)
+        regular, local = slots(settings)
+        dispatcher = (
+            Dispatcher(
+                sessions,
+                client,
+                settings.task_queue,
+                listen_dsn=asyncpg_dsn(settings.require_database_url()),
+                metrics=metrics,
+            )
+            if settings.dispatcher
+            else None
+        )
         async with httpx.AsyncClient() as http:
             yield (
                 build_worker(
@@ -119,11 +151,14 @@ async def worker_resources(settings: Settings) -> AsyncIterator[tuple[Worker, Cl
                     http,
                     task_queue=settings.task_queue,
                     analyzer=load_analyzer(settings.analyzer),
-                    max_concurrent_activities=settings.db_pool_size + settings.db_max_overflow,
+                    max_concurrent_activities=regular,
+                    max_concurrent_local_activities=local,
                     metrics=metrics,
                     sandboxed=settings.workflow_sandbox,
+                    links=settings.escalation_links(),
                 ),
                 client,
+                dispatcher,
             )
     finally:
         if sampler is not None:
@@ -137,12 +172,15 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with worker_resources(settings) as (worker, _client), worker:
+    async with worker_resources(settings) as (worker, _client, dispatcher), worker:
         log.info(
             "worker polling task queue %s on %s", settings.task_queue, settings.temporal_address
         )
+        delivering = asyncio.create_task(dispatcher.run(stop)) if dispatcher else None
         await stop.wait()
         log.info("shutting down: finishing running activities")
+        if delivering is not None:
+            await delivering
 
 
 def main() -> None:

@@ -13,13 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from awfdrs.db.models import Event
 from awfdrs.db.repositories import (
     EventRepository,
-    FailureGroup,
     IncidentRepository,
     WorkflowRepository,
 )
 from awfdrs.db.session import tenant_session
 from awfdrs.enums import IncidentStatus, Severity
 from awfdrs.errors import ConflictError
+from awfdrs.intake import FailureGroup
 from tests.support.factories import TenantRef, make_incident, make_tenant, new_event
 
 

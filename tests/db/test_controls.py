@@ -10,8 +10,6 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from awfdrs.db.repositories import (
-    ActionRepository,
-    DecisionRepository,
     FuseEpisodeRepository,
     IncidentRepository,
     KillSwitchRepository,
@@ -19,10 +17,10 @@ from awfdrs.db.repositories import (
     VendorRepository,
 )
 from awfdrs.db.session import tenant_session
-from awfdrs.enums import ActionStatus, ActionType, GateControl
+from awfdrs.enums import GateControl, IncidentStatus, Phase
 from awfdrs.errors import ConflictError
 from awfdrs.remediation import rate_limit
-from tests.support.factories import TenantRef, make_incident, make_tenant
+from tests.support.factories import make_incident, make_tenant
 
 
 async def test_kill_switch_scope_expiry_and_release(
@@ -115,10 +113,16 @@ async def test_one_open_fuse_episode_per_tenant(sessions: async_sessionmaker[Asy
             incident_count=6, threshold=3, window_seconds=60, now=now
         )
         assert (opened, opened_again, second.id) == (True, False, first.id)
-        assert await episodes.unescalated() is not None
+        # One incident claims the episode's escalation; another is told it is taken; the
+        # claimer may claim again (a retried activity).
+        a, b = uuid.uuid4(), uuid.uuid4()
+        claimed = await episodes.claim_escalation(first.id, a)
+        assert claimed is not None
+        assert claimed.escalation_incident_id == a
+        assert await episodes.claim_escalation(first.id, b) is None
+        assert await episodes.claim_escalation(first.id, a) is not None
         assert await episodes.mark_escalated(first.id)
         assert not await episodes.mark_escalated(first.id)
-        assert await episodes.unescalated() is None
         await episodes.close(first.id)
         assert await episodes.find_open() is None
         third, opened_third = await episodes.open(
@@ -128,42 +132,31 @@ async def test_one_open_fuse_episode_per_tenant(sessions: async_sessionmaker[Asy
         assert third.id != first.id
 
 
-async def _retry_action(
-    session: AsyncSession, tenant: TenantRef, incident_id: uuid.UUID, status: ActionStatus
-) -> None:
-    decision = await DecisionRepository(session, tenant_id=tenant.id).add(
-        incident_id=incident_id,
-        decision_type=ActionType.RETRY,
-        reasoning="r",
-        confidence_score=0.9,
-        ai_model="m",
-        gate=GateControl.MODE if status is ActionStatus.SHADOWED else None,
-    )
-    action = await ActionRepository(session, tenant_id=tenant.id).add(
-        incident_id=incident_id,
-        decision_id=decision.id,
-        action_type=ActionType.RETRY,
-        is_reversible=True,
-    )
-    if status.is_final:
-        await ActionRepository(session, tenant_id=tenant.id).finish(action.id, status=status)
-
-
-async def test_budget_counts_automatic_actions_but_not_shadow_ones(
+async def test_held_incidents_and_the_fuse_count(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     tenant = await make_tenant(sessions)
     async with tenant_session(sessions, tenant.id) as session:
-        incident_id = await make_incident(session, tenant)
-        for status in (ActionStatus.PENDING, ActionStatus.SUCCEEDED, ActionStatus.SHADOWED):
-            await _retry_action(session, tenant, incident_id, status)
-        actions = ActionRepository(session, tenant_id=tenant.id)
-        assert await actions.count_automatic_since(datetime.now(UTC) - timedelta(hours=1)) == 2
-        assert await actions.count_automatic_since(datetime.now(UTC) + timedelta(seconds=5)) == 0
+        held = await make_incident(session, tenant, "held")
+        other = await make_incident(session, tenant, "other")
         incidents = IncidentRepository(session, tenant_id=tenant.id)
-        assert await incidents.held_by(GateControl.MODE) == [incident_id]
-        assert await incidents.held_by(GateControl.KILL_SWITCH) == []
-        assert await incidents.open_count_since(datetime.now(UTC) - timedelta(minutes=1)) == 1
+        assert await incidents.note_phase(held, Phase.HELD, "kill switch", GateControl.KILL_SWITCH)
+        assert await incidents.note_phase(other, Phase.VERIFYING, None)
+        assert await incidents.list_held() == [held]
+        assert await incidents.list_held(tenant.workflow_id) == [held]
+        assert await incidents.list_held(uuid.uuid4()) == []
+        row = await incidents.get(held)
+        assert (row.phase, row.held_by, row.phase_reason) == (
+            Phase.HELD,
+            GateControl.KILL_SWITCH,
+            "kill switch",
+        )
+        assert await incidents.open_count_since(datetime.now(UTC) - timedelta(minutes=1)) == 2
+        await incidents.transition(
+            other, expected=[IncidentStatus.NEW], to=IncidentStatus.IGNORED,
+            resolved_at=datetime.now(UTC),
+        )  # fmt: skip
+        assert not await incidents.note_phase(other, Phase.HELD, None)  # closed: unchanged
 
 
 async def test_rate_limit_slots_are_shared_and_the_delay_is_exact(

@@ -20,18 +20,30 @@ ORDER = [
     "worker killed repeatedly",
     "Temporal restarted",
     "database unreachable",
+    "operators close mid-send",
     "bad input",
     "tenant isolation probes",
 ]
-LOAD_COLUMNS = [
+EVENT_COLUMNS = [
     ("events_in", "events in"),
     ("distinct", "distinct"),
     ("stored", "stored"),
     ("duplicated", "duplicated"),
     ("lost", "lost"),
     ("accepted_twice", "accepted twice"),
-    ("actions_executed_twice", "actions executed twice"),
     ("event_count_mismatches", "event_count ≠ distinct events"),
+]
+REQUEST_COLUMNS = [
+    ("requests", "requests"),
+    ("requests_per_incident", "per incident"),
+    ("requests_settled", "settled"),
+    ("vendor_calls", "vendor calls"),
+    ("sent_under_two_keys", "sent under two keys"),
+    ("overlapping_attempts", "overlapping attempts"),
+    ("executed_twice", "executed twice"),
+    ("sent_after_close", "sent after close"),
+    ("cancelled", "cancelled by a close"),
+    ("workflows_failed", "workflows failed"),
 ]
 
 INTRO = """\
@@ -39,20 +51,38 @@ Regenerate with `make soak` (about {minutes} minutes here). `bash .ci/run` runs 
 at bounded sizes on every change; `make soak` runs them larger and rewrites this file. A test
 records its figures only after its checks pass.
 
-After every fault test, with SQL and the local vendor's own request log:
+Remediation is per request: every distinct failed request an incident groups (the failed
+event's retry spec; a failure with nothing to replay is one too) is a row with its own state,
+attempts and Idempotency-Key. After every fault test, from SQL, the local vendor's own request
+log and Temporal's visibility store:
 
-- **no event lost**: every distinct idempotency key sent is stored;
-- **none duplicated**: each key is stored once and was answered `accepted` exactly once;
-- **every incident terminal or legitimately waiting**: RESOLVED, IGNORED, or ACTIONED waiting
-  for an operator after an escalation (permanent failures escalate by design);
-- **no action executed twice**: at most one non-replayed successful call per idempotency key
-  at the vendor;
-- **event_count equals the distinct events**: per signature, the incidents' counts add up to
-  the stored failure events.
+- **every affected request settled**: in an incident RESOLVED by verification, each request
+  SUCCEEDED or RECOVERED (its sender reported success); in one an operator resolved or
+  ignored, SUCCEEDED, RECOVERED, HANDED_OVER or CANCELLED by that close; an incident still open
+  must be *legitimately waiting*: ACTIONED, waiting for an operator after a delivered
+  escalation, its requests HANDED_OVER to that human or worked. Nothing PENDING, in flight or
+  FAILED is left, and no incident is open in any other phase;
+- **no request sent under two keys**: no method + path + body reached the vendor under two
+  Idempotency-Keys, and every call's key is a stored request's, with that request's content;
+- **no overlapping attempts**: no two calls with one key were in flight at the vendor at once
+  (the vendor's arrival and hang-up times);
+- **none executed twice**: at most one non-replayed success per request content at the vendor,
+  and no vendor call that was not a recorded attempt;
+- **none sent after close**: after an operator's resolve or ignore was acknowledged, only the
+  attempt already claimed (in flight) may reach the vendor; a request the close CANCELLED has no
+  call after its cancellation;
+- **no workflow failed**: no incident workflow run FAILED, TERMINATED, TIMED_OUT or CANCELED,
+  and every incident has its workflow (the outbox was delivered);
+- **no event lost, none duplicated**: every distinct key sent is stored once and was answered
+  `accepted` exactly once; per signature the incidents' `event_count` adds up to the stored
+  failure events, and per incident its requests account for its events.
 
 Clients resend a batch whose call failed (at-least-once delivery, as a well-behaved client
 does); idempotent writes make that harmless, which is what the figures show.
 """
+
+
+_HEADS = {"request_statuses": "requests by status", "statuses": "incidents"}
 
 
 def _number(value: Any) -> str:
@@ -86,16 +116,24 @@ def render(entries: list[dict[str, Any]], seconds: float | None) -> str:
         INTRO.format(minutes=round(seconds / 60) if seconds else "?"),
         "## Fault injection",
         "",
-        "| test | " + " | ".join(label for _, label in LOAD_COLUMNS) + " | incidents |",
-        "|---|" + "---|" * (len(LOAD_COLUMNS) + 1),
     ]
     faults = [e for e in ordered if "events_in" in e["figures"]]
-    for entry in faults:
-        figures = entry["figures"]
-        statuses = ", ".join(f"{k} {v:,}" for k, v in sorted(figures["statuses"].items()))
-        cells = [_number(figures[key]) for key, _ in LOAD_COLUMNS]
-        lines.append(f"| {entry['name']} | " + " | ".join(cells) + f" | {statuses} |")
-    lines.append("")
+    for title, columns, extra in (
+        ("### Requests", REQUEST_COLUMNS, "request_statuses"),
+        ("### Events", EVENT_COLUMNS, "statuses"),
+    ):
+        lines += [
+            title,
+            "",
+            "| test | " + " | ".join(label for _, label in columns) + f" | {_HEADS[extra]} |",
+            "|---|" + "---|" * (len(columns) + 1),
+        ]
+        for entry in faults:
+            figures = entry["figures"]
+            counts = ", ".join(f"{k} {v:,}" for k, v in sorted(figures.get(extra, {}).items()))
+            cells = [_number(figures.get(key, "-")) for key, _ in columns]
+            lines.append(f"| {entry['name']} | " + " | ".join(cells) + f" | {counts} |")
+        lines.append("")
     for entry in faults:
         lines += _described(entry)
     others = [e for e in ordered if "events_in" not in e["figures"]]

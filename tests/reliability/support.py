@@ -1,14 +1,6 @@
-"""What every reliability test shares: a load, the invariants checked after it, the record.
+"""What every reliability test shares: a load, how it is sent, the record of its figures.
 
-After each run, with SQL and the vendor's own request log:
-
-- no event lost: every distinct key sent is stored;
-- none duplicated: each key is stored once, and was reported ``accepted`` exactly once;
-- every incident terminal (RESOLVED, IGNORED) or legitimately waiting: ACTIONED with its
-  escalation delivered, waiting for an operator (permanent failures, and transient ones still
-  failing after ``max_attempts`` retries, end there by design);
-- no action executed twice: at most one non-replayed success per action at the vendor;
-- ``event_count`` of the incidents of a signature equals its distinct failure events.
+The invariants checked after each run are in :mod:`tests.reliability.invariants`.
 """
 
 from __future__ import annotations
@@ -17,25 +9,33 @@ import asyncio
 import json
 import os
 import random
+import time
 import uuid
-from collections import Counter
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import func, select, true
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.api.common.v1 import Payload
+from temporalio.common import RawValue
 
 from awfdrs.client import AwfdrsClient
-from awfdrs.contracts import EventResult, IngestBatch, Outcome
-from awfdrs.db.models import Action, Event, Incident
-from awfdrs.db.session import tenant_session
-from awfdrs.devstack.servers import FlakyVendor
-from awfdrs.enums import ActionStatus, ActionType, IncidentStatus
+from awfdrs.contracts import EventResult, IngestBatch, canonical_json
 from tests.support.factories import TenantRef
 
 SOAK = bool(os.environ.get("AWFDRS_SOAK"))
+
+
+class Recordable(Protocol):
+    """Figures that can be written to the record (``invariants.Figures``)."""
+
+    def as_dict(self) -> dict[str, Any]: ...
+
+
+# What a request is, as the vendor sees it: method, path, canonical JSON body.
+Content = tuple[str, str, str]
 
 
 def size(ci: int, soak: int) -> int:
@@ -43,14 +43,21 @@ def size(ci: int, soak: int) -> int:
     return soak if SOAK else ci
 
 
+def content(method: str | None, path: str | None, body: Any) -> Content:
+    return ((method or "").upper(), path or "", canonical_json(body))
+
+
 @dataclass
 class Load:
-    """Events to send; ``sent`` records every delivery, ``results`` every outcome received."""
+    """Events to send; ``deliveries`` is every delivery, ``results`` every outcome received,
+    ``closed`` the incidents an operator (the test) resolved or ignored, with the time
+    (``time.time()``) the close was acknowledged to the operator."""
 
     tenant: TenantRef
     unique: list[dict[str, Any]]
     deliveries: list[dict[str, Any]]
     results: list[EventResult] = field(default_factory=list)
+    closed: dict[uuid.UUID, float] = field(default_factory=dict)
 
     @property
     def keys(self) -> set[str]:
@@ -66,23 +73,41 @@ def make_load(
     failure_share: float = 0.5,
     redelivery_share: float = 0.0,
     permanent_share: float = 0.2,
+    repeat_share: float = 0.2,
+    bodies_per_signature: int | None = None,
     seed: int = 11,
 ) -> Load:
-    """Failures (transient ones replayable through ``vendor``, some permanent) and successes
-    of other operations, with ``redelivery_share`` of deliveries repeated, shuffled."""
+    """Failures over ``signatures`` and successes of another operation, ``redelivery_share``
+    of deliveries repeated, shuffled.
+
+    A transient failure carries a request to replay through ``vendor``: its own (a new body, so
+    an incident groups many requests) or, with ``repeat_share``, one an earlier failure of its
+    signature carried (the same request failing again: one row, two events). With
+    ``bodies_per_signature`` the bodies come from a pool that small instead. A permanent failure
+    has nothing to replay: one row per correlation id, for a human.
+    """
     rng = random.Random(seed)
     now = datetime.now(UTC).isoformat()
     unique = []
+    bodies: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for n in range(events):
         if rng.random() < failure_share:
             k = rng.randrange(signatures)
             if rng.random() < permanent_share:
                 payload: dict[str, Any] = {"error": {"code": f"card_declined_{k}"}}
             else:
+                pool = bodies[k]
+                full = bodies_per_signature is not None and len(pool) >= bodies_per_signature
+                if full or (pool and rng.random() < repeat_share):
+                    body = rng.choice(pool)
+                else:
+                    body = {"order": f"ord-{seed}-{n}", "amount_cents": 100 + n}
+                    pool.append(body)
                 payload = {
                     "error": {"code": f"gateway_timeout_{k}", "vendor": vendor},
-                    "retry": {"method": "POST", "path": f"/v1/charges/{k}", "reversible": True},
-                }
+                    "retry": {"method": "POST", "path": f"/v1/charges/{k}/capture",
+                              "body": body, "reversible": True},
+                }  # fmt: skip
             event_type = "payment.failed"
         else:
             payload, event_type = {"order": n}, "order.created"
@@ -118,118 +143,15 @@ async def send(
             raise AssertionError("a batch never got through")
 
 
-@dataclass
-class Figures:
-    events_in: int
-    distinct: int
-    stored: int
-    duplicated: int
-    lost: int
-    accepted_twice: int
-    incidents: int
-    statuses: dict[str, int]
-    actions_executed_twice: int
-    event_count_mismatches: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+def raw_batch(tenant_id: uuid.UUID, events: Sequence[Any]) -> RawValue:
+    """A batch as ``IngestEvents`` and its activity receive it: raw JSON bytes. An element
+    given as ``bytes`` goes in verbatim (it need not be JSON at all)."""
+    elements = [e if isinstance(e, bytes) else json.dumps(e).encode() for e in events]
+    data = b'{"tenant_id": "%s", "events": [%s]}' % (str(tenant_id).encode(), b",".join(elements))
+    return RawValue(Payload(metadata={"encoding": b"json/plain"}, data=data))
 
 
-WAITING = "ACTIONED, escalated: waiting for an operator"
-TERMINAL = {IncidentStatus.RESOLVED.value, IncidentStatus.IGNORED.value}
-
-
-async def incident_states(
-    sessions: async_sessionmaker[AsyncSession], tenant: uuid.UUID
-) -> list[tuple[Incident, str]]:
-    """Each incident with its state: its status, or ``WAITING`` for an escalated one."""
-    latest = (
-        select(Action.action_type, Action.status)
-        .where(Action.incident_id == Incident.id, Action.tenant_id == Incident.tenant_id)
-        .order_by(Action.created_at.desc(), Action.id.desc())
-        .limit(1)
-        .lateral()
-    )
-    async with tenant_session(sessions, tenant) as session:
-        rows = (
-            await session.execute(
-                select(Incident, latest.c.action_type, latest.c.status).outerjoin(latest, true())
-            )
-        ).all()
-    states = []
-    for incident, action_type, action_status in rows:
-        escalated = action_type in (ActionType.ESCALATE, ActionType.MANUAL) and (
-            action_status is ActionStatus.SUCCEEDED
-        )
-        waiting = incident.status is IncidentStatus.ACTIONED and escalated
-        states.append((incident, WAITING if waiting else incident.status.value))
-    return states
-
-
-async def figures(
-    sessions: async_sessionmaker[AsyncSession], load: Load, vendor: FlakyVendor
-) -> Figures:
-    tenant = load.tenant.id
-    async with tenant_session(sessions, tenant) as session:
-        keys = (await session.execute(select(Event.idempotency_key))).scalars().all()
-        rows = await session.execute(
-            select(Event.signature, func.count())
-            .where(Event.signature.is_not(None))
-            .group_by(Event.signature)
-        )
-        by_signature: dict[str, int] = {str(sig): int(n) for sig, n in rows.all()}
-    states = await incident_states(sessions, tenant)
-    counted: Counter[str] = Counter()
-    for incident, _ in states:
-        counted[incident.signature] += incident.event_count
-    stored = Counter(keys)
-    accepted = Counter(r.idempotency_key for r in load.results if r.outcome is Outcome.ACCEPTED)
-    executions = vendor.executions()
-    return Figures(
-        events_in=len(load.deliveries),
-        distinct=len(load.keys),
-        stored=len(stored),
-        duplicated=sum(n - 1 for n in stored.values() if n > 1),
-        lost=len(load.keys - set(stored)),
-        accepted_twice=sum(1 for n in accepted.values() if n > 1),
-        incidents=len(states),
-        statuses=dict(Counter(state for _, state in states)),
-        actions_executed_twice=sum(1 for n in executions.values() if n > 1),
-        event_count_mismatches=sum(
-            1 for signature, n in by_signature.items() if counted[signature] != n
-        ),
-    )
-
-
-def assert_invariants(found: Figures) -> None:
-    assert found.lost == 0, found
-    assert found.duplicated == 0, found
-    assert found.stored == found.distinct, found
-    assert found.accepted_twice == 0, found
-    assert found.actions_executed_twice == 0, found
-    assert found.event_count_mismatches == 0, found
-    assert set(found.statuses) <= TERMINAL | {WAITING}, found
-
-
-async def settle(
-    sessions: async_sessionmaker[AsyncSession], load: Load, *, within: float = 120
-) -> None:
-    """Wait until every incident of the load is terminal or waiting for an operator, and
-    stays so: an ACTIONED incident still verifying may yet go back to ANALYZING."""
-    deadline = asyncio.get_running_loop().time() + within
-    quiet = 0
-    while quiet < 2:
-        states = await incident_states(sessions, load.tenant.id)
-        pending = [s for _, s in states if s not in TERMINAL | {WAITING}]
-        quiet = quiet + 1 if not pending else 0
-        if pending and asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(
-                f"{len(pending)} incidents did not settle within {within}s: {Counter(pending)}"
-            )
-        await asyncio.sleep(1.0 if not pending else 0.5)
-
-
-def record(name: str, load: str, injected: str, found: Figures | dict[str, Any]) -> None:
+def record(name: str, load: str, injected: str, found: Recordable | dict[str, Any]) -> None:
     """Keep this run's figures for docs/RELIABILITY.md (`make soak` sets the file)."""
     target = os.environ.get("AWFDRS_RELIABILITY_RESULTS")
     if not target:
@@ -237,7 +159,7 @@ def record(name: str, load: str, injected: str, found: Figures | dict[str, Any])
     path = Path(target)
     entries = json.loads(path.read_text()) if path.exists() else []
     entries = [e for e in entries if e["name"] != name]
-    figures = found.as_dict() if isinstance(found, Figures) else found
+    figures = found if isinstance(found, dict) else found.as_dict()
     entries.append(
         {"name": name, "load": load, "injected": injected, "figures": figures, "soak": SOAK}
     )
@@ -245,14 +167,20 @@ def record(name: str, load: str, injected: str, found: Figures | dict[str, Any])
     path.write_text(json.dumps(entries, indent=2))
 
 
+def now() -> float:
+    """The clock the vendor's log and the recorded closes use."""
+    return time.time()
+
+
 __all__ = [
-    "Figures",
+    "SOAK",
+    "Content",
     "Load",
-    "assert_invariants",
-    "figures",
+    "content",
     "make_load",
+    "now",
+    "raw_batch",
     "record",
     "send",
-    "settle",
     "size",
 ]

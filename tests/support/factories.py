@@ -11,12 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from awfdrs.db.repositories import (
     IncidentRepository,
-    NewEvent,
     TenantRepository,
     WorkflowRepository,
 )
 from awfdrs.db.session import tenant_session
 from awfdrs.enums import EventOutcome, Severity
+from awfdrs.intake import NewEvent
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -17,17 +18,19 @@ from temporalio.client import Client
 from awfdrs.analysis.rules import RulesAnalyzer
 from awfdrs.client import AwfdrsClient
 from awfdrs.contracts import IncidentSnapshot
-from awfdrs.db.models import Action, Decision, Incident
+from awfdrs.db.models import Action, Decision, Incident, RemediationRequest
 from awfdrs.db.repositories import (
     ActionRepository,
     DecisionRepository,
     IncidentRepository,
+    RequestRepository,
     TenantRepository,
     VendorRepository,
     WorkflowRepository,
 )
 from awfdrs.db.session import tenant_session
 from awfdrs.devstack.servers import EscalationReceiver, FlakyVendor
+from awfdrs.dispatcher import Dispatcher
 from awfdrs.enums import IncidentStatus
 from awfdrs.worker import build_worker
 from tests.support.factories import TenantRef, make_tenant
@@ -51,6 +54,11 @@ class Stack:
     sessions: async_sessionmaker[AsyncSession]
     vendor_url: str
     webhook_url: str
+
+    @property
+    def soak(self) -> bool:
+        """``make soak``: run the long variants of time-bound tests."""
+        return os.environ.get("AWFDRS_SOAK") == "1"
 
     async def tenant(self, **settings: Any) -> TenantRef:
         merged = {
@@ -78,6 +86,12 @@ class Stack:
         async with tenant_session(self.sessions, tenant.id) as session:
             stmt = ActionRepository(session, tenant_id=tenant.id)
             return list(await stmt.list(limit=10_000))
+
+    async def requests(self, tenant: TenantRef) -> list[RemediationRequest]:
+        """Every affected request of the tenant's incidents."""
+        async with tenant_session(self.sessions, tenant.id) as session:
+            repository = RequestRepository(session, tenant_id=tenant.id)
+            return list(await repository.list(limit=10_000))
 
     async def decisions(self, tenant: TenantRef, incident_id: uuid.UUID) -> list[Decision]:
         async with tenant_session(self.sessions, tenant.id) as session:
@@ -134,7 +148,11 @@ class Stack:
                 return None
             return snapshot if predicate(snapshot) else None
 
-        return await eventually(check, within, f"incident {incident_id} snapshot condition")
+        try:
+            return await eventually(check, within, f"incident {incident_id} snapshot condition")
+        except AssertionError as failure:
+            described = await self._describe(incident_id)
+            raise AssertionError(f"{failure}; workflow says: {described}") from None
 
 
 async def eventually(probe: Callable[[], Awaitable[T | None]], within: float, what: str) -> T:
@@ -200,16 +218,25 @@ async def running_stack(
     task_queue: str,
     vendor: FlakyVendor,
     receiver: EscalationReceiver,
+    listen_dsn: str | None = None,
 ) -> AsyncIterator[Stack]:
-    """An in-process worker on ``task_queue`` and the helpers to drive it."""
+    """An in-process worker and outbox dispatcher on ``task_queue`` and the helpers to drive
+    it."""
     async with httpx.AsyncClient() as http:
         worker = build_worker(
             client, sessions, http, task_queue=task_queue, analyzer=RulesAnalyzer()
         )
+        dispatcher = Dispatcher(sessions, client, task_queue, listen_dsn=listen_dsn)
+        stop = asyncio.Event()
         async with worker:
-            yield Stack(
-                client=AwfdrsClient(client, task_queue),
-                sessions=sessions,
-                vendor_url=vendor.url,
-                webhook_url=f"{receiver.url}/v2/enqueue",
-            )
+            delivering = asyncio.create_task(dispatcher.run(stop))
+            try:
+                yield Stack(
+                    client=AwfdrsClient(client, task_queue),
+                    sessions=sessions,
+                    vendor_url=vendor.url,
+                    webhook_url=f"{receiver.url}/v2/enqueue",
+                )
+            finally:
+                stop.set()
+                await delivering

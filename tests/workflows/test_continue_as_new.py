@@ -12,7 +12,7 @@ from temporalio.testing import WorkflowEnvironment
 from awfdrs.constants import SEARCH_ATTRIBUTES
 from awfdrs.devstack.binaries import temporal_cli
 from awfdrs.devstack.servers import EscalationReceiver, FlakyVendor
-from awfdrs.enums import IncidentStatus, Severity
+from awfdrs.enums import IncidentStatus, Phase, Severity
 from tests.support.pipeline import event, running_stack
 
 
@@ -52,15 +52,21 @@ async def test_an_incident_survives_continue_as_new(
             [event(tenant, "k-0", error={"code": "gateway_timeout", "vendor": name}, retry=retry)],
         )
         [incident_id] = {c.incident_id for c in summary.incidents}
-        await stack.wait_snapshot(incident_id, lambda s: s.waiting_for == "approval")
+        waiting = await stack.wait_snapshot(
+            incident_id, lambda s: s.phase is Phase.AWAITING_APPROVAL
+        )
+        assert waiting.plan is not None
         # Each raise is a signal: history grows past the suggestion while the incident waits.
         for n, severity in enumerate(["warning", "error", "critical"]):
             failure = event(tenant, f"k-{n + 1}", error={"code": "gateway_timeout", "vendor": name},
                             retry=retry)  # fmt: skip
             await stack.client.ingest(tenant.id, [{**failure, "severity": severity}])
         raised = await stack.wait_snapshot(incident_id, lambda s: s.severity is Severity.CRITICAL)
-        assert raised.waiting_for == "approval"
-        await stack.client.approve(incident_id, actor="alice", reason="after continue-as-new")
+        # The plan survived continue-as-new: the approval names the one reviewed before it.
+        assert raised.plan == waiting.plan
+        await stack.client.approve(
+            incident_id, plan_id=waiting.plan.plan_id, actor="alice", reason="after it"
+        )
         await stack.wait_status(tenant, incident_id, IncidentStatus.RESOLVED)
         final = await stack.client.incident(incident_id).result()
         runs = [

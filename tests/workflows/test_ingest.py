@@ -112,7 +112,9 @@ async def test_malformed_events_are_rejected_by_name_and_the_rest_lands(stack: S
     assert await _stored(stack, tenant) == 1
 
 
-async def test_unknown_tenant_or_workflow_rejects_the_whole_batch(stack: Stack) -> None:
+async def test_an_unknown_tenant_rejects_the_batch_an_unknown_workflow_only_its_event(
+    stack: Stack,
+) -> None:
     tenant = await stack.tenant(**SLOW)
     stranger = uuid.uuid4()
     stray = {**failure(tenant, "x"), "tenant_id": str(stranger)}
@@ -120,34 +122,47 @@ async def test_unknown_tenant_or_workflow_rejects_the_whole_batch(stack: Stack) 
         await stack.client.ingest_batch(IngestBatch(tenant_id=stranger, events=[stray]))
     assert f"tenant {stranger} is unknown" in str(caught.value.cause)
 
-    unknown_workflow = {**failure(tenant, "y"), "workflow_id": str(uuid.uuid4())}
-    with pytest.raises(WorkflowFailureError) as caught:
-        await stack.client.ingest_batch(
-            IngestBatch(tenant_id=tenant.id, events=[failure(tenant, "z"), unknown_workflow])
-        )
-    assert "workflow_id: workflow" in str(caught.value.cause)
-    assert "unknown" in str(caught.value.cause)
+    # One bad event never harms the others: the unknown workflow's event alone is refused.
+    unknown = uuid.uuid4()
+    unknown_workflow = {**failure(tenant, "y"), "workflow_id": str(unknown)}
+    result = await stack.client.ingest_batch(
+        IngestBatch(tenant_id=tenant.id, events=[failure(tenant, "z"), unknown_workflow])
+    )
+    [good, bad] = result.outcomes
+    assert good.outcome is Outcome.ACCEPTED
+    assert bad.outcome is Outcome.REJECTED
+    assert bad.reason == f"workflow_id: {unknown} is not a workflow of this tenant"
 
     async with tenant_session(stack.sessions, tenant.id) as session:
         await WorkflowRepository(session, tenant_id=tenant.id).update_where(
             tenant.workflow_id, is_active=False
         )
-    with pytest.raises(WorkflowFailureError) as caught:
-        await stack.client.ingest_batch(
-            IngestBatch(tenant_id=tenant.id, events=[failure(tenant, "w")])
-        )
-    assert "inactive" in str(caught.value.cause)
-    assert await _stored(stack, tenant) == 0
+    result = await stack.client.ingest_batch(
+        IngestBatch(tenant_id=tenant.id, events=[failure(tenant, "w")])
+    )
+    [inactive] = result.outcomes
+    assert inactive.outcome is Outcome.REJECTED
+    assert inactive.reason is not None
+    assert inactive.reason.endswith("is inactive")
+    assert await _stored(stack, tenant) == 1
 
 
 async def test_a_batch_cannot_reach_into_another_tenant(stack: Stack) -> None:
     a = await stack.tenant(**SLOW)
     b = await stack.tenant(**SLOW)
     await stack.client.ingest(a.id, [failure(a, "a-1")])
-    # B's batch naming A's workflow: A's workflow is invisible to B, so the batch is refused.
+    # B's batch naming A's workflow: A's workflow is invisible to B, so the event is refused.
     smuggled = {**failure(a, "b-1"), "tenant_id": str(b.id)}
-    with pytest.raises(WorkflowFailureError, match="Workflow execution failed"):
-        await stack.client.ingest_batch(IngestBatch(tenant_id=b.id, events=[smuggled]))
+    result = await stack.client.ingest_batch(IngestBatch(tenant_id=b.id, events=[smuggled]))
+    [refused] = result.outcomes
+    assert refused.outcome is Outcome.REJECTED
+    assert refused.reason is not None
+    assert "is not a workflow of this tenant" in refused.reason
+    # And an event naming A inside B's batch is refused for its tenant.
+    named = failure(a, "b-2")
+    result = await stack.client.ingest_batch(IngestBatch(tenant_id=b.id, events=[named]))
+    assert result.outcomes[0].reason is not None
+    assert result.outcomes[0].reason.startswith("tenant_id: names another tenant")
     assert await stack.incidents(b) == []
     assert len(await stack.incidents(a)) == 1
     async with tenant_session(stack.sessions, b.id) as session:

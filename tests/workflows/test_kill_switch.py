@@ -108,8 +108,11 @@ async def test_a_switch_that_expires_lets_the_held_incidents_go(
     assert vendor.requests == []
     await stack.wait_status(tenant, incident_id, IncidentStatus.RESOLVED, within=20)
     assert len(vendor.executions()) == 1
+    # The plan decided under the switch is the one that ran once it expired: no second decision.
     decisions = await stack.decisions(tenant, incident_id)
-    assert [d.gate for d in decisions] == [GateControl.KILL_SWITCH, None]
+    assert [d.gate for d in decisions] == [GateControl.KILL_SWITCH]
+    [action] = await stack.actions(tenant)
+    assert action.decision_id == decisions[0].id
 
 
 async def test_missing_reason_or_actor_is_refused_with_a_clear_message(stack: Stack) -> None:

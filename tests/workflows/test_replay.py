@@ -12,7 +12,7 @@ from temporalio.worker import Replayer
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from awfdrs.devstack.servers import FlakyVendor, Script
-from awfdrs.enums import IncidentStatus
+from awfdrs.enums import IncidentStatus, Phase
 from awfdrs.workflows.incident import IncidentWorkflow
 from awfdrs.workflows.ingest import IngestEventsWorkflow
 from awfdrs.workflows.kill_switch import KillSwitchWorkflow
@@ -38,11 +38,14 @@ async def test_recorded_histories_replay_deterministically(
     ids = {c.incident_id for c in summary.incidents}
     for incident in await stack.incidents(tenant):
         if "gateway" in incident.title:
-            await stack.wait_snapshot(incident.id, lambda s: s.waiting_for == "approval")
-            await stack.client.approve(incident.id, actor="alice")
+            held = await stack.wait_snapshot(
+                incident.id, lambda s: s.phase is Phase.AWAITING_APPROVAL
+            )
+            assert held.plan is not None
+            await stack.client.approve(incident.id, plan_id=held.plan.plan_id, actor="alice")
             await stack.wait_status(tenant, incident.id, IncidentStatus.RESOLVED)
         else:
-            await stack.wait_snapshot(incident.id, lambda s: s.waiting_for == "operator")
+            await stack.wait_snapshot(incident.id, lambda s: s.phase is Phase.AWAITING_OPERATOR)
             await stack.client.ignore(incident.id, actor="alice", reason="replay test")
     query = (
         f'WorkflowType IN ("IngestEvents", "KillSwitchWorkflow") OR AwfdrsTenant = "{tenant.id}"'

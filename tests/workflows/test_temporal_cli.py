@@ -90,7 +90,8 @@ async def test_operators_can_use_the_temporal_cli_for_updates_and_queries(
     refused = await asyncio.to_thread(
         subprocess.run,
         [temporal_cli(), "workflow", "update", "execute", "--address", address,
-         "--workflow-id", workflow_id, "--name", "approve", "--input", '{"actor": "cli"}'],
+         "--workflow-id", workflow_id, "--name", "approve",
+         "--input", '{"plan_id": "plan-0", "actor": "cli"}'],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert refused.returncode != 0

@@ -10,7 +10,14 @@ from awfdrs.admin import force_vendor_open, release_vendor
 from awfdrs.db.models import Vendor
 from awfdrs.db.repositories import VendorRepository
 from awfdrs.devstack.servers import EscalationReceiver, FlakyVendor, Script
-from awfdrs.enums import ActionStatus, ActionType, CircuitState, IncidentStatus
+from awfdrs.enums import (
+    ActionStatus,
+    ActionType,
+    CircuitState,
+    IncidentStatus,
+    Phase,
+    RequestStatus,
+)
 from tests.support.pipeline import Stack, eventually, retryable
 
 PATIENT = {
@@ -75,9 +82,11 @@ async def test_the_breaker_opens_blocks_probes_and_closes(
         await stack.wait_status(tenant, incident.id, IncidentStatus.RESOLVED, within=30)
     assert (await _vendor(stack, name)).circuit_breaker_state is CircuitState.CLOSED
     executions = vendor.executions()
-    actions = await stack.actions(tenant)
-    assert {executions[str(a.id)] for a in actions} == {1}
-    assert all(a.status is ActionStatus.SUCCEEDED for a in actions)
+    requests = await stack.requests(tenant)
+    assert len(requests) == 4
+    assert {executions[r.idempotency_key] for r in requests} == {1}
+    assert all(r.status is RequestStatus.SUCCEEDED for r in requests)
+    assert all(a.status is ActionStatus.SUCCEEDED for a in await stack.actions(tenant))
 
 
 async def test_a_forced_open_vendor_receives_nothing_until_released(
@@ -90,15 +99,15 @@ async def test_a_forced_open_vendor_receives_nothing_until_released(
     [incident_id] = {c.incident_id for c in summary.incidents}
 
     async def deferred() -> bool | None:
-        actions = await stack.actions(tenant)
-        return True if actions and actions[0].deferred_since is not None else None
+        requests = await stack.requests(tenant)
+        return True if requests and requests[0].deferred_since is not None else None
 
-    await eventually(deferred, 20, "the action to be deferred")
+    await eventually(deferred, 20, "the request to be deferred")
     await asyncio.sleep(2)
     assert vendor.requests == []
-    [action] = await stack.actions(tenant)
-    assert action.status is ActionStatus.PENDING
-    assert action.attempts == 0
+    [request] = await stack.requests(tenant)
+    assert request.status is RequestStatus.PENDING
+    assert request.attempts == 0
     await release_vendor(stack.sessions, name)
     await stack.wait_status(tenant, incident_id, IncidentStatus.RESOLVED, within=30)
     assert len(vendor.executions()) == 1
@@ -112,7 +121,7 @@ async def test_a_deferral_past_the_maximum_escalates(
     await force_vendor_open(stack.sessions, name, by="bob", reason="down for everyone")
     summary = await stack.client.ingest(tenant.id, [retryable(tenant, "k-1", name)])
     [incident_id] = {c.incident_id for c in summary.incidents}
-    await stack.wait_snapshot(incident_id, lambda s: s.waiting_for == "operator")
+    await stack.wait_snapshot(incident_id, lambda s: s.phase is Phase.AWAITING_OPERATOR)
     decisions = await stack.decisions(tenant, incident_id)
     assert [d.decision_type for d in decisions] == [ActionType.RETRY, ActionType.ESCALATE]
     assert "vendor stayed unavailable" in decisions[-1].reasoning
@@ -122,6 +131,8 @@ async def test_a_deferral_past_the_maximum_escalates(
     assert escalation.status is ActionStatus.SUCCEEDED
     assert vendor.requests == []
     assert len(receiver.events()) == 1
+    [request] = await stack.requests(tenant)
+    assert (request.status, request.attempts) == (RequestStatus.HANDED_OVER, 0)
 
 
 async def test_a_429_retry_after_delays_the_next_attempt(stack: Stack, vendor: FlakyVendor) -> None:

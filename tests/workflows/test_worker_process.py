@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from awfdrs.db.repositories import ActionRepository
+from awfdrs.db.repositories import ActionRepository, RequestRepository
 from awfdrs.db.session import tenant_session
 from awfdrs.devstack.servers import FlakyVendor, Script
 from awfdrs.enums import ActionStatus, IncidentStatus
@@ -48,9 +48,14 @@ async def test_killing_the_worker_mid_action_duplicates_nothing(
         [action] = await ActionRepository(session, tenant_id=tenant.id).list_for_incident(
             incident_id
         )
+        [request] = await RequestRepository(session, tenant_id=tenant.id).list_for_incident(
+            incident_id
+        )
     assert action.status is ActionStatus.SUCCEEDED
     assert action.attempts == 2
-    assert vendor.executions() == {str(action.id): 1}
+    assert request.attempts == 2
+    # The second attempt re-sent the same request under the same key: the vendor replayed it.
+    assert vendor.executions() == {request.idempotency_key: 1}
     assert [r.replayed for r in vendor.requests] == [False, True]
 
     # Not a terminal: the worker logged JSON lines, one trail from the event to the action.

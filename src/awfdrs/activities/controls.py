@@ -1,4 +1,5 @@
-"""The gate seen from a held incident: does the control still hold? and the fuse's escalation."""
+"""The gate seen from a held incident (does the control still hold?) and the fuse episode's
+single escalation."""
 
 from __future__ import annotations
 
@@ -6,10 +7,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from awfdrs.activities.context import IncidentContext
-from awfdrs.contracts import EpisodeEscalation, GateProbe, GateProbeResult, TenantSettings
+from awfdrs.activities.context import IncidentContext, tally
+from awfdrs.contracts import EpisodeEscalation, GateProbe, TenantSettings
 from awfdrs.db.repositories import (
-    DecisionRepository,
     FuseEpisodeRepository,
     IncidentRepository,
     KillSwitchRepository,
@@ -17,6 +17,7 @@ from awfdrs.db.repositories import (
 )
 from awfdrs.db.session import tenant_session
 from awfdrs.enums import ActionType, GateControl
+from awfdrs.lifecycle import EpisodeResult, ProbeResult
 from awfdrs.remediation.executors import EscalateExecutor, TransientActionError
 from awfdrs.remediation.gate import Gate
 
@@ -33,45 +34,50 @@ class ControlActivities:
         self._escalations = escalations
 
     @activity.defn(name="probe_gate")
-    async def probe(self, probe: GateProbe) -> GateProbeResult:
-        """Run the one control that held the incident; a fuse that re-armed closes its episode."""
+    async def probe(self, probe: GateProbe) -> ProbeResult:
+        """Run the one control that held the incident, for an automatic action; a fuse that
+        re-armed closes its episode. Also reads the requests, in case they recovered."""
         async with tenant_session(self._sessions, probe.tenant_id) as session:
             incident = await IncidentRepository(session, tenant_id=probe.tenant_id).get(
                 probe.incident_id
             )
+            counts = await tally(session, probe.tenant_id, incident.id)
+            if not incident.status.is_open:
+                return ProbeResult(
+                    holds=False, still_open=False, status=incident.status, tally=counts
+                )
             context = await IncidentContext.load(session, probe.tenant_id, incident)
-            decisions = await DecisionRepository(
-                session, tenant_id=probe.tenant_id
-            ).list_for_incident(incident.id)
-            last = decisions[-1] if decisions else None
-            action_type = last.decision_type if last else ActionType.ESCALATE
-            confidence = last.confidence_score if last else 1.0
             hold = await self._gate.probe(
-                probe.control, context.gate_input(action_type, confidence, True), session
+                probe.control, context.gate_input(ActionType.RETRY, 1.0, True), session
             )
             recheck = None
             if hold is not None and probe.control is GateControl.KILL_SWITCH:
-                switches = KillSwitchRepository(session, tenant_id=probe.tenant_id)
-                recheck = await switches.next_expiry()
-            return GateProbeResult(
+                recheck = await KillSwitchRepository(
+                    session, tenant_id=probe.tenant_id
+                ).next_expiry()
+            return ProbeResult(
                 holds=hold is not None,
                 reason=hold.reason if hold else None,
                 recheck_at=recheck,
+                status=incident.status,
+                tally=counts,
             )
 
     @activity.defn(name="escalate_episode")
-    async def escalate_episode(self, command: EpisodeEscalation) -> bool:
-        """Send the systemic-failure episode's single escalation; True when this call sent it.
+    async def escalate_episode(self, command: EpisodeEscalation) -> EpisodeResult:
+        """Send the systemic-failure episode's single escalation if this incident claims it.
 
-        ``dedup_key`` is the episode, so a retry after a lost acknowledgement updates the same
-        alert; the episode row records that it was escalated, so no second incident sends it.
+        The claim is one guarded UPDATE: the first incident to claim the episode owns its
+        escalation, every other one learns it is taken. ``dedup_key`` is the episode, so a
+        retry after a lost acknowledgement updates the same alert.
         """
         async with tenant_session(self._sessions, command.tenant_id) as session:
-            episode = await FuseEpisodeRepository(session, tenant_id=command.tenant_id).get(
-                command.episode_id
-            )
+            episodes = FuseEpisodeRepository(session, tenant_id=command.tenant_id)
+            episode = await episodes.claim_escalation(command.episode_id, command.incident_id)
+            if episode is None:
+                return EpisodeResult(claimed=False)
             if episode.escalated_at is not None:
-                return False
+                return EpisodeResult(claimed=True, delivered=True, summary="already sent")
             tenant = await TenantRepository(session, tenant_id=command.tenant_id).current()
             settings = TenantSettings.model_validate(tenant.settings)
             name, count = tenant.name, episode.incident_count
@@ -92,13 +98,12 @@ class ControlActivities:
             )
         except TransientActionError as exc:
             raise ApplicationError(str(exc), type="TransientActionError") from exc
-        if not sent.succeeded:
-            raise ApplicationError(
-                f"episode escalation refused: {sent.error}",
-                type="EscalationRefused",
-                non_retryable=True,
-            )
         async with tenant_session(self._sessions, command.tenant_id) as session:
-            return await FuseEpisodeRepository(session, tenant_id=command.tenant_id).mark_escalated(
-                command.episode_id
-            )
+            episodes = FuseEpisodeRepository(session, tenant_id=command.tenant_id)
+            if sent.succeeded:
+                await episodes.mark_escalated(command.episode_id)
+            else:
+                await episodes.note_escalation_error(command.episode_id, sent.error or "")
+        return EpisodeResult(
+            claimed=True, delivered=sent.succeeded, summary=sent.error or sent.summary
+        )

@@ -119,7 +119,9 @@ class KillSwitchActivities:
             scopes = {s.workflow_id for s in switches}
             held: set[uuid.UUID] = set()
             for scope in scopes:
-                held.update(await incidents.held_by(GateControl.KILL_SWITCH, scope))
+                # Every held incident in the scope re-checks; the one control that held each
+                # decides whether it goes on (a fuse hold stays held).
+                held.update(await incidents.list_held(scope))
 
         async def signal(incident_id: uuid.UUID) -> bool:
             handle = self._client.get_workflow_handle(incident_workflow_id(incident_id))

@@ -29,6 +29,7 @@ class IncidentFacts:
     prior_retry_successes: int
     prior_retry_failures: int
     regression_of: uuid.UUID | None = None
+    request_count: int = 1  # affected requests not yet settled
 
 
 @dataclass(frozen=True)

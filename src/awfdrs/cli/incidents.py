@@ -20,6 +20,13 @@ incidents = typer.Typer(
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 By = Annotated[str, typer.Option("--by", help="Who decides (recorded on the decision).")]
+PlanId = Annotated[
+    str,
+    typer.Option(
+        "--plan",
+        help="The plan you reviewed (incidents show prints it); refused if another plan waits.",
+    ),
+]
 
 
 def _row(incident: Any, tenant: str) -> dict[str, Any]:
@@ -83,6 +90,7 @@ def incidents_list(
 
 
 async def _details(settings: Settings, incident_id: uuid.UUID) -> dict[str, Any]:
+    from awfdrs.activities.context import request_details
     from awfdrs.client import AwfdrsClient
     from awfdrs.db.repositories import (
         ActionRepository,
@@ -90,6 +98,7 @@ async def _details(settings: Settings, incident_id: uuid.UUID) -> dict[str, Any]
         EventRepository,
         IncidentDirectory,
         IncidentRepository,
+        RequestRepository,
     )
     from awfdrs.db.session import tenant_session
 
@@ -118,11 +127,20 @@ async def _details(settings: Settings, incident_id: uuid.UUID) -> dict[str, Any]
             actions = await ActionRepository(session, tenant_id=tenant_id).list_for_incident(
                 incident_id
             )
+            requests = await RequestRepository(session, tenant_id=tenant_id).list_for_incident(
+                incident_id
+            )
             return {
                 **_row(incident, str(tenant_id)),
                 "signature": incident.signature,
-                "phase": snapshot.phase if snapshot else None,
+                "phase": incident.phase.value,
+                "phase_reason": incident.phase_reason,
                 "details": snapshot.details if snapshot else None,
+                "waiting_for": snapshot.waiting_for if snapshot else None,
+                "plan": snapshot.plan.model_dump(mode="json")
+                if snapshot and snapshot.plan
+                else None,
+                "requests": [request_details(r) for r in requests],
                 "events_shown": [
                     {"at": e.occurred_at.isoformat(), "type": e.event_type,
                      "key": e.idempotency_key, "correlation_id": e.correlation_id,
@@ -169,6 +187,27 @@ def incidents_show(
         )
         if found["details"]:
             console.print(f"now: {escape(found['details'])}")
+        plan = found["plan"]
+        if plan and found["waiting_for"] and found["waiting_for"].startswith("approval"):
+            console.print(
+                f"plan awaiting approval: [bold]{plan['plan_id']}[/] "
+                f"({plan['action_type']} {plan['request_count']} request(s)); approve with "
+                f"--plan {plan['plan_id']}"
+            )
+        if found["requests"]:
+            requests = Table("status", "request", "key", "attempts", "last answer",
+                             title=f"requests ({len(found['requests'])})")  # fmt: skip
+            for r in found["requests"]:
+                what = (f"{r.get('method')} {r.get('path')}" if r["replayable"]
+                        else "(nothing to replay)")  # fmt: skip
+                answer = r.get("last_error") or (
+                    f"HTTP {r['last_status_code']}" if r.get("last_status_code") else ""
+                )
+                last = escape(answer or r.get("note") or "")
+                requests.add_row(
+                    r["status"], escape(what), r["idempotency_key"], str(r["attempts"]), last
+                )
+            console.print(requests)
         if found["resolution"]:
             console.print(f"resolution: {escape(found['resolution'])}")
         entries: list[tuple[str, str, str]] = []
@@ -193,14 +232,17 @@ def incidents_show(
     run(command)
 
 
-def _answer(verb: str, incident_id: uuid.UUID, by: str, reason: str | None) -> None:
+def _answer(
+    verb: str, incident_id: uuid.UUID, by: str, reason: str | None, plan: str | None = None
+) -> None:
     async def command(settings: Settings) -> None:
         from awfdrs.client import AwfdrsClient
 
         client = await AwfdrsClient.connect(settings)
         if verb in ("approve", "reject"):
+            assert plan is not None
             call = client.approve if verb == "approve" else client.reject
-            snapshot = await call(incident_id, actor=by, reason=reason)
+            snapshot = await call(incident_id, plan_id=plan, actor=by, reason=reason)
         else:
             if not reason:
                 raise typer.BadParameter(f"{verb} needs a reason", param_hint="--reason")
@@ -216,27 +258,31 @@ def _answer(verb: str, incident_id: uuid.UUID, by: str, reason: str | None) -> N
 @incidents.command("approve")
 def approve(
     incident_id: Annotated[uuid.UUID, typer.Argument()],
+    plan: PlanId,
     by: By,
     reason: Annotated[str | None, typer.Option()] = None,
 ) -> None:
-    """Approve the held action of an incident waiting for approval; it runs.
+    """Approve the plan an incident waits on; exactly its requests are sent.
 
-    Example: awfdrs incidents approve <id> --by alice --reason "vendor confirmed recovery"
+    Example: awfdrs incidents approve <id> --plan plan-1a2b3c4d5e6f7a8b --by alice
+    --reason "vendor confirmed recovery"
     """
-    _answer("approve", incident_id, by, reason)
+    _answer("approve", incident_id, by, reason, plan)
 
 
 @incidents.command("reject")
 def reject(
     incident_id: Annotated[uuid.UUID, typer.Argument()],
+    plan: PlanId,
     by: By,
     reason: Annotated[str | None, typer.Option()] = None,
 ) -> None:
-    """Reject the held action; the incident is escalated instead.
+    """Reject the plan an incident waits on; the incident is escalated instead.
 
-    Example: awfdrs incidents reject <id> --by alice --reason "would double-charge"
+    Example: awfdrs incidents reject <id> --plan plan-1a2b3c4d5e6f7a8b --by alice
+    --reason "would double-charge"
     """
-    _answer("reject", incident_id, by, reason)
+    _answer("reject", incident_id, by, reason, plan)
 
 
 @incidents.command("resolve")

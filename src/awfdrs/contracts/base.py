@@ -7,6 +7,7 @@ import re
 from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     StringConstraints,
@@ -63,5 +64,49 @@ def describe_validation_error(error: ValidationError, limit: int = 3) -> str:
     return printable("; ".join(parts) + (f" (and {more} more)" if more > 0 else ""))
 
 
-Actor = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
-Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+def _no_lone_surrogates(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("contains invalid Unicode (a lone surrogate)") from None
+    return value
+
+
+def _name_text(value: str) -> str:
+    """Who acted: one line of printable text (it is shown in lists and audit lines)."""
+    _no_lone_surrogates(value)
+    if not value.isprintable():
+        raise ValueError("must be printable: no control characters or line breaks")
+    return value
+
+
+def _prose_text(value: str) -> str:
+    """Why: printable text, line breaks and tabs allowed; PostgreSQL cannot store a NUL."""
+    _no_lone_surrogates(value)
+    if not all(c.isprintable() or c in "\n\t" for c in value):
+        raise ValueError("must not contain control characters other than line breaks and tabs")
+    return value
+
+
+# Operator text is validated like event text: a NUL or a lone surrogate refused at the door
+# instead of wedging a transaction that can never commit.
+Actor = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=255),
+    AfterValidator(_name_text),
+]
+Reason = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=2000),
+    AfterValidator(_prose_text),
+]
+OptionalReason = (
+    Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, max_length=2000),
+        AfterValidator(_prose_text),
+    ]
+    | None
+)

@@ -150,6 +150,10 @@ class RetrySpec(BaseModel):
                 raise ValueError(f"{name!r}: not a header name")
             if any(c in header for c in "\r\n\x00"):
                 raise ValueError(f"{name}: value contains a line break")
+            # HTTP carries header values as bytes; a non-ASCII value cannot be sent at all, and
+            # would otherwise fail every attempt at the vendor's door.
+            if not all(" " <= c <= "~" or c == "\t" for c in header):
+                raise ValueError(f"{name}: value must be printable ASCII")
         return value
 
 

@@ -14,6 +14,7 @@ from awfdrs.contracts.base import Contract
 from awfdrs.enums import (
     RemediationMode,
 )
+from awfdrs.lifecycle import IncidentParams
 
 
 class TenantSettings(Contract):
@@ -44,19 +45,9 @@ class WorkflowSettings(Contract):
     remediation_mode: RemediationMode | None = None
 
 
-class IncidentParams(Contract):
-    """The tenant settings an incident workflow's timers and retries use, fixed at opening."""
+def incident_params(settings: TenantSettings) -> IncidentParams:
+    """The tenant settings an incident workflow uses, fixed when it opens."""
+    return IncidentParams(**settings.model_dump(include=set(IncidentParams.model_fields)))
 
-    grouping_window_seconds: float
-    verification_window_seconds: float
-    approval_timeout_seconds: float
-    max_attempts: int
-    action_timeout_seconds: float
-    action_retry_initial_seconds: float
-    action_max_attempts: int
-    held_recheck_seconds: float = 60.0
-    max_deferral_seconds: float = 900.0
 
-    @classmethod
-    def from_settings(cls, settings: TenantSettings) -> IncidentParams:
-        return cls(**settings.model_dump(include=set(cls.model_fields)))
+__all__ = ["IncidentParams", "TenantSettings", "WorkflowSettings", "incident_params"]

@@ -1,13 +1,16 @@
 """The bundled demo: a tenant, a flaky vendor, an escalation receiver and a stream of events.
 
-It shows the three paths an operator meets most: a transient failure that a retry fixes, a
-permanent one that is escalated, and a blip that recovers by itself inside the grouping window;
-with duplicates along the way. What happens is printed as it happens, read from PostgreSQL.
+It shows the three paths an operator meets most: transient failures that retries fix (three
+payments, three requests, each retried under its own Idempotency-Key), a permanent one that is
+escalated, and a blip that recovers by itself inside the grouping window; with duplicates along
+the way. What happens is printed as it happens, read from PostgreSQL, and the closing line is
+computed from the same rows: it says what happened, not what was meant to.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import urllib.parse
 import uuid
@@ -27,10 +30,15 @@ from awfdrs.admin import (
 )
 from awfdrs.client import AwfdrsClient
 from awfdrs.contracts import Outcome, TenantSettings
-from awfdrs.db.repositories import ActionRepository, DecisionRepository, IncidentRepository
+from awfdrs.db.repositories import (
+    ActionRepository,
+    DecisionRepository,
+    IncidentRepository,
+    RequestRepository,
+)
 from awfdrs.db.session import tenant_session
 from awfdrs.devstack.servers import EscalationReceiver, FlakyVendor, Script
-from awfdrs.enums import OPEN_INCIDENT_STATUSES, ActionStatus, IncidentStatus
+from awfdrs.enums import OPEN_INCIDENT_STATUSES, ActionStatus, IncidentStatus, RequestStatus
 
 TENANT = "demo"
 VENDOR = "demo-gateway"
@@ -43,7 +51,12 @@ SETTINGS = {
 
 
 def _event(
-    tenant_id: uuid.UUID, workflow_id: uuid.UUID, key: str, event_type: str, payload: dict[str, Any]
+    tenant_id: uuid.UUID,
+    workflow_id: uuid.UUID,
+    key: str,
+    event_type: str,
+    payload: dict[str, Any],
+    correlation_id: str,
 ) -> dict[str, Any]:
     return {
         "tenant_id": str(tenant_id),
@@ -51,7 +64,9 @@ def _event(
         "event_type": event_type,
         "idempotency_key": key,
         "occurred_at": datetime.now(UTC).isoformat(),
-        "correlation_id": f"trace-{key}",
+        # What the failure is about (an order, an invoice): a success proves a failure
+        # recovered only when it names the same thing.
+        "correlation_id": correlation_id,
         "payload": payload,
     }
 
@@ -70,10 +85,12 @@ class Demo:
         self.owner_sessions = owner_sessions
         self.ui_url = ui_url
         self.console = console or Console(highlight=False, soft_wrap=True)
-        self.vendor = FlakyVendor(Script(statuses=[503, 503]))
+        # Each request's first attempt meets a 503, its second goes through.
+        self.vendor = FlakyVendor(Script(per_key=[503]))
         self.receiver = EscalationReceiver()
         self.run_id = secrets.token_hex(3)
         self._seen: dict[str, object] = {}
+        self._requests: dict[uuid.UUID, list[tuple[str, RequestStatus, int, str, Any]]] = {}
 
     def say(self, text: str) -> None:
         self.console.print(text)
@@ -134,7 +151,9 @@ class Demo:
         self.say(
             f"[bold]awfdrs demo[/] · tenant [cyan]{TENANT}[/] ({tenant_id}) · run {self.run_id}"
         )
-        self.say(f"  vendor  {VENDOR} at {self.vendor.url} (answers 503 twice, then recovers)")
+        self.say(
+            f"  vendor  {VENDOR} at {self.vendor.url} (answers each request 503 once, then 200)"
+        )
         self.say(f"  webhook {self.receiver.url}/v2/enqueue (PagerDuty Events v2 shape)")
 
         key = f"demo-{self.run_id}"
@@ -145,7 +164,7 @@ class Demo:
                 "error": {"code": "gateway_timeout", "message": f"Gateway timeout after {28 + n}s",
                           "vendor": VENDOR},
                 "retry": {**retry, "body": {"order_id": 1000 + n}},
-            })
+            }, f"order-{1000 + n}-{self.run_id}")
             for n in range(3)
         ]  # fmt: skip
         invoices = [
@@ -153,12 +172,13 @@ class Demo:
                 "invoice": f"INV-{n}",
                 "error": {"code": "invalid_vat_number",
                           "message": f"VAT number 'DE00{n}' is invalid"},
-            })
+            }, f"INV-{n}-{self.run_id}")
             for n in range(2)
         ]  # fmt: skip
+        stock = f"stock-sync-{self.run_id}"
         blip = _event(tenant_id, flows["inventory"], f"{key}-stock-1", "inventory.sync.timeout", {
             "error": {"code": "upstream_timeout", "message": "warehouse API timed out"},
-        })  # fmt: skip
+        }, stock)  # fmt: skip
         events = [*charges, charges[0], *invoices, invoices[1], blip]
         self.say(f"→ sending {len(events)} events (2 of them redeliveries)")
         summary = await self.client.ingest(tenant_id, events)
@@ -166,7 +186,7 @@ class Demo:
         self.say(f"  ingest: {counts}")
         await asyncio.sleep(1.0)
         recovered = _event(
-            tenant_id, flows["inventory"], f"{key}-stock-2", "inventory.sync.succeeded", {}
+            tenant_id, flows["inventory"], f"{key}-stock-2", "inventory.sync.succeeded", {}, stock
         )
         self.say("→ the warehouse API answers again: sending inventory.sync.succeeded")
         await self.client.ingest(tenant_id, [recovered])
@@ -184,10 +204,7 @@ class Demo:
         while asyncio.get_running_loop().time() < deadline:
             done = await self._report(tenant_id, incident_ids)
             if done:
-                self.say(
-                    "[bold green]✔ every demo incident settled[/]: the retry fixed the "
-                    "payments, the invoices were escalated, the blip recovered by itself"
-                )
+                self.say(f"[bold green]✔ every demo incident settled[/]: {self.story()}")
                 return True
             await asyncio.sleep(0.5)
         self.say("[bold red]the demo did not settle within two minutes[/]; see the Temporal UI")
@@ -226,6 +243,27 @@ class Demo:
                 actions = await ActionRepository(session, tenant_id=tenant_id).list_for_incident(
                     incident.id
                 )
+                requests = await RequestRepository(session, tenant_id=tenant_id).list_for_incident(
+                    incident.id
+                )
+                self._requests[incident.id] = [
+                    (incident.operation, r.status, r.attempts, r.idempotency_key, r.body)
+                    for r in requests
+                ]
+                for request in requests:
+                    if request.status.is_final:
+                        what = (
+                            f"{request.method} {request.path} {json.dumps(request.body)}"
+                            if request.replayable
+                            else "(nothing to replay)"
+                        )
+                        self._once(
+                            f"request-{request.id}",
+                            request.status,
+                            f"  request {short}: {escape(what)} {request.status.value} after "
+                            f"{request.attempts} attempt(s), Idempotency-Key "
+                            f"{request.idempotency_key}",
+                        )
                 for action in actions:
                     if action.status.is_final:
                         summary = escape(
@@ -265,6 +303,31 @@ class Demo:
                 f"[red]✉[/] escalation received by the webhook: {page} (dedup_key {dedup[:8]})",
             )
         return settled == len(incident_ids) and bool(incident_ids)
+
+    def story(self) -> str:
+        """What happened, from the rows: the payments, the invoices, the blip."""
+        parts = []
+        for rows in self._requests.values():
+            if not rows:
+                continue
+            operation = rows[0][0]
+            statuses = [r[1] for r in rows]
+            keys = {r[3] for r in rows}
+            n = len(rows)
+            if all(s is RequestStatus.SUCCEEDED for s in statuses):
+                attempts = sum(r[2] for r in rows)
+                parts.append(
+                    f"{n} {operation} request(s) retried under {len(keys)} key(s), all "
+                    f"succeeded ({attempts} attempts in all)"
+                )
+            elif all(s is RequestStatus.HANDED_OVER for s in statuses):
+                parts.append(f"{n} {operation} failure(s) escalated to on-call")
+            elif all(s is RequestStatus.RECOVERED for s in statuses):
+                parts.append(f"the {operation} failure recovered by itself")
+            else:
+                counts = ", ".join(sorted({s.value for s in statuses}))
+                parts.append(f"{n} {operation} request(s): {counts}")
+        return "; ".join(parts)
 
     def close(self) -> None:
         self.vendor.stop()

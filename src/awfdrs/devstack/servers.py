@@ -7,6 +7,8 @@ Both keep a request log, the evidence the tests check ("the vendor received exac
 from __future__ import annotations
 
 import json
+import select
+import socket
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -25,10 +27,19 @@ class Received:
     body: Any
     status: int
     replayed: bool = False
+    # When the request arrived, and until when its client was still connected: the interval
+    # in which it was in flight, as the vendor saw it.
+    arrived: float = 0.0
+    connected_until: float = 0.0
 
     @property
     def idempotency_key(self) -> str | None:
         return self.headers.get("idempotency-key")
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        return  # a client that hung up on a slow answer is part of what the tests do
 
 
 class LocalServer(ABC):
@@ -37,6 +48,7 @@ class LocalServer(ABC):
     def __init__(self) -> None:
         self.requests: list[Received] = []
         self._lock = threading.Lock()
+        self._local = threading.local()
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -48,6 +60,7 @@ class LocalServer(ABC):
                 except ValueError:
                     body = raw.decode(errors="replace")
                 headers = {k.lower(): v for k, v in self.headers.items()}
+                outer._local.connection = self.connection
                 status, payload, extra = outer._respond(self.command, self.path, headers, body)
                 data = json.dumps(payload).encode()
                 self.send_response(status)
@@ -63,7 +76,7 @@ class LocalServer(ABC):
             def log_message(self, format: str, *args: object) -> None:
                 return  # keep test and demo output clean
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _QuietServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -90,6 +103,25 @@ class LocalServer(ABC):
         with self._lock:
             self.requests.append(received)
 
+    def _wait_watching_client(self, seconds: float) -> float:
+        """Sleep ``seconds`` (a slow vendor), noticing when the client hangs up; the time the
+        client was last known connected."""
+        connection = getattr(self._local, "connection", None)
+        deadline = time.time() + seconds
+        while time.time() < deadline:
+            if connection is not None:
+                readable, _, _ = select.select([connection], [], [], 0.02)
+                if readable:
+                    try:
+                        gone = connection.recv(1, socket.MSG_PEEK) == b""
+                    except OSError:
+                        gone = True
+                    if gone:
+                        return time.time()
+            else:
+                time.sleep(0.02)
+        return time.time()
+
     @abstractmethod
     def _respond(
         self, method: str, path: str, headers: dict[str, str], body: Any
@@ -99,9 +131,11 @@ class LocalServer(ABC):
 
 @dataclass
 class Script:
-    """What the vendor answers: ``statuses`` in turn, then ``default``."""
+    """What the vendor answers: ``statuses`` in turn, then ``default``; with ``per_key``, each
+    idempotency key first gets those statuses in turn (a vendor flaky per request)."""
 
     statuses: list[int] = field(default_factory=list)
+    per_key: list[int] = field(default_factory=list)
     default: int = 200
     retry_after: float | None = None
     latency: float = 0.0
@@ -119,23 +153,35 @@ class FlakyVendor(LocalServer):
         self.script = script or Script()
         self.arrivals = 0  # requests received, counted before any scripted latency
         self._stored: dict[str, tuple[int, Any]] = {}
+        self._seen: Counter[str] = Counter()
 
     def _respond(
         self, method: str, path: str, headers: dict[str, str], body: Any
     ) -> tuple[int, Any, dict[str, str]]:
         key = headers.get("idempotency-key")
+        arrived = time.time()
         with self._lock:
             self.arrivals += 1
             stored = self._stored.get(key) if key else None
             if stored is None:
-                status = (
-                    self.script.statuses.pop(0) if self.script.statuses else self.script.default
-                )
+                seen = self._seen[key or ""]
+                self._seen[key or ""] += 1
+                if seen < len(self.script.per_key):
+                    status = self.script.per_key[seen]
+                else:
+                    status = (
+                        self.script.statuses.pop(0) if self.script.statuses else self.script.default
+                    )
+        connected = arrived
         if self.script.latency:
-            time.sleep(self.script.latency)
+            connected = self._wait_watching_client(self.script.latency)
         extra: dict[str, str] = {}
         if stored is not None:
-            self._log(Received(time.time(), method, path, headers, body, stored[0], replayed=True))
+            self._log(
+                Received(
+                    time.time(), method, path, headers, body, stored[0], True, arrived, connected
+                )
+            )
             return stored[0], stored[1], {"idempotent-replayed": "true"}
         payload = {"ok": 200 <= status < 300, "path": path, "status": status}
         if status < 500 and status != 429 and key:
@@ -143,8 +189,23 @@ class FlakyVendor(LocalServer):
                 self._stored[key] = (status, payload)
         if status == 429 and self.script.retry_after is not None:
             extra["retry-after"] = f"{self.script.retry_after:g}"
-        self._log(Received(time.time(), method, path, headers, body, status))
+        received = Received(
+            time.time(), method, path, headers, body, status, False, arrived, connected
+        )
+        self._log(received)
         return status, payload, extra
+
+    def overlapping(self) -> list[tuple[Received, Received]]:
+        """Pairs of requests with the same idempotency key that were in flight at once."""
+        with self._lock:
+            requests = sorted(self.requests, key=lambda r: r.arrived)
+        pairs = []
+        for i, first in enumerate(requests):
+            for second in requests[i + 1 :]:
+                same = first.idempotency_key == second.idempotency_key
+                if same and second.arrived < first.connected_until:
+                    pairs.append((first, second))
+        return pairs
 
     def executions(self) -> Counter[str]:
         """Successful, non-replayed calls per idempotency key."""

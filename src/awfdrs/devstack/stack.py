@@ -89,16 +89,23 @@ async def local_stack(settings: Settings, data_dir: Path) -> AsyncIterator[Runni
             stack.callback(server.stop)
             ui_url = server.ui_url
             log.info("Temporal dev server at %s, UI at %s", server.address, ui_url)
-        worker_settings = settings.model_copy(update={"database_url": app_url})
+        worker_settings = settings.model_copy(
+            update={"database_url": app_url, "temporal_ui_url": settings.temporal_ui_url or ui_url}
+        )
         client = await connect_temporal(worker_settings)
         added = await ensure_search_attributes(client)
         if added:
             log.info("registered search attributes %s", ", ".join(added))
 
-        worker, _ = await stack.enter_async_context(worker_resources(worker_settings))
+        worker, _, dispatcher = await stack.enter_async_context(worker_resources(worker_settings))
         task = asyncio.create_task(worker.run())
+        stop = asyncio.Event()
+        delivering = asyncio.create_task(dispatcher.run(stop)) if dispatcher else None
 
         async def stop_worker() -> None:
+            stop.set()
+            if delivering is not None:
+                await delivering
             await worker.shutdown()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

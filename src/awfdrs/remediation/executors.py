@@ -1,4 +1,4 @@
-"""Executors: retry through the vendor, escalate to the tenant's pager, hand over for manual work.
+"""Executors: retry a request through its vendor, escalate to the tenant's pager, hand over.
 
 An executor performs one attempt. It returns an :class:`Executed` when the attempt has a final
 answer (success or a permanent failure) and raises :class:`TransientActionError` when trying
@@ -7,6 +7,7 @@ again later may work; Temporal owns the retrying.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -14,7 +15,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from awfdrs.contracts import RetrySpec, TenantSettings
+from awfdrs.contracts import TenantSettings
 from awfdrs.enums import ActionType, Severity
 
 IDEMPOTENT_METHODS = frozenset({"GET", "PUT", "DELETE"})
@@ -25,11 +26,19 @@ class TransientActionError(Exception):
     """This attempt failed in a way that another attempt may not (5xx, timeout, refused)."""
 
     def __init__(
-        self, message: str, *, retry_after: float | None = None, rate_limited: bool = False
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        rate_limited: bool = False,
+        status_code: int | None = None,
+        response: str | None = None,
     ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
         self.rate_limited = rate_limited
+        self.status_code = status_code
+        self.response = response
 
 
 @dataclass(frozen=True)
@@ -38,6 +47,21 @@ class Executed:
     summary: str
     result: dict[str, Any]
     error: str | None = None
+    status_code: int | None = None
+    response: str | None = None
+
+
+@dataclass(frozen=True)
+class Replay:
+    """One affected request to send again, exactly as it failed, under its stable key."""
+
+    idempotency_key: str
+    method: str
+    path: str
+    body: Any
+    headers: dict[str, str]
+    vendor_base_url: str | None
+    timeout: float
 
 
 @dataclass(frozen=True)
@@ -62,16 +86,21 @@ class ExecutionContext:
 
     action_id: uuid.UUID
     parameters: dict[str, Any]
-    vendor_base_url: str | None = None
     incident: IncidentBrief | None = None
     settings: TenantSettings = field(default_factory=TenantSettings)
     decision: dict[str, Any] = field(default_factory=dict)
+    # What on-call needs: the affected requests (a sample), their counts, where to look.
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    request_counts: dict[str, int] = field(default_factory=dict)
+    error: dict[str, Any] = field(default_factory=dict)
+    links: dict[str, str] = field(default_factory=dict)
+    shadow: bool = False
 
 
 class Executor(Protocol):
-    action_type: ActionType
+    """A hand-over to humans (escalate, manual); one attempt per call."""
 
-    def is_reversible(self, parameters: dict[str, Any]) -> bool: ...
+    action_type: ActionType
 
     async def execute(self, context: ExecutionContext) -> Executed: ...
 
@@ -102,54 +131,80 @@ async def _send(http: httpx.AsyncClient, request: httpx.Request, what: str) -> h
 def _judge(response: httpx.Response, what: str) -> Executed:
     """2xx succeeds; 408, 429 and 5xx are transient; anything else fails for good."""
     status = response.status_code
-    result = {"status": status, "body": _excerpt(response)}
+    excerpt = _excerpt(response)
+    result = {"status": status, "body": excerpt}
     if 200 <= status < 300:
-        return Executed(True, f"{what}: HTTP {status}", result)
+        return Executed(
+            True, f"{what}: HTTP {status}", result, status_code=status, response=excerpt
+        )
     if status in (408, 429) or status >= 500:
         raise TransientActionError(
             f"{what}: HTTP {status}",
             retry_after=_retry_after(response),
             rate_limited=status == 429,
+            status_code=status,
+            response=excerpt,
         )
     return Executed(
-        False, f"{what}: HTTP {status}", result, error=f"HTTP {status}: {_excerpt(response)[:200]}"
+        False,
+        f"{what}: HTTP {status}",
+        result,
+        error=f"HTTP {status}: {excerpt[:200]}",
+        status_code=status,
+        response=excerpt,
     )
 
 
-class RetryExecutor:
-    """Re-send the failed request to the vendor, with ``Idempotency-Key: <action id>``.
+class RequestCannotBeSent(Exception):
+    """The request can never go out as it is (e.g. a header value HTTP cannot carry)."""
 
-    The key is the same on every attempt of the action, so a vendor that honours it applies the
-    request at most once however often Temporal retries. Reversible when replaying cannot apply a
-    change twice: an idempotent HTTP method, or the tenant said so (``payload.retry.reversible``).
+
+class RetryExecutor:
+    """Send an affected request again to its vendor, with its stable ``Idempotency-Key``.
+
+    The key is derived from the tenant and the failed event (never from an action or a decision),
+    so every attempt, re-analysis, approval and restart sends the same key, and a vendor that
+    honours it applies the request at most once. The HTTP timeout is the caller's (bounded by
+    the activity's timeout), so an attempt is over before another may start.
     """
 
     action_type = ActionType.RETRY
 
-    def __init__(self, http: httpx.AsyncClient, timeout: float = 10.0) -> None:
+    def __init__(self, http: httpx.AsyncClient) -> None:
         self._http = http
-        self._timeout = timeout
 
-    def is_reversible(self, parameters: dict[str, Any]) -> bool:
-        spec = RetrySpec.model_validate(parameters["request"])
-        if spec.reversible is not None:
-            return spec.reversible
-        return spec.method in IDEMPOTENT_METHODS
+    @staticmethod
+    def reversible(method: str | None, declared: bool | None) -> bool:
+        """Replaying cannot apply a change twice: an idempotent HTTP method, or the tenant said
+        so (``payload.retry.reversible``)."""
+        if declared is not None:
+            return declared
+        return method in IDEMPOTENT_METHODS
 
-    async def execute(self, context: ExecutionContext) -> Executed:
-        if not context.vendor_base_url:
+    async def send(self, replay: Replay) -> Executed:
+        if not replay.vendor_base_url:
             return Executed(False, "no vendor base_url", {}, error="vendor has no base_url")
-        spec = RetrySpec.model_validate(context.parameters["request"])
-        url = context.vendor_base_url.rstrip("/") + spec.path
-        headers = {**spec.headers, "Idempotency-Key": str(context.action_id)}
-        request = self._http.build_request(
-            spec.method,
-            url,
-            headers=headers,
-            json=spec.body if spec.body is not None and spec.method != "GET" else None,
-            timeout=self._timeout,
-        )
-        return _judge(await _send(self._http, request, f"{spec.method} {spec.path}"), "retry")
+        url = replay.vendor_base_url.rstrip("/") + replay.path
+        headers = {**replay.headers, "Idempotency-Key": replay.idempotency_key}
+        what = f"{replay.method} {replay.path}"
+        try:
+            request = self._http.build_request(
+                replay.method,
+                url,
+                headers=headers,
+                json=replay.body if replay.body is not None and replay.method != "GET" else None,
+                timeout=replay.timeout,
+            )
+        except (UnicodeEncodeError, ValueError, TypeError, httpx.InvalidURL) as exc:
+            raise RequestCannotBeSent(f"{what}: cannot be sent: {exc}") from exc
+        # httpx's timeout bounds each read, not the call: a vendor trickling its answer a byte
+        # at a time would outlive the attempt's lease. This is the whole call's deadline.
+        try:
+            async with asyncio.timeout(replay.timeout):
+                response = await _send(self._http, request, what)
+        except TimeoutError as exc:
+            raise TransientActionError(f"{what}: no answer within {replay.timeout:g}s") from exc
+        return _judge(response, what)
 
 
 class EscalateExecutor:
@@ -165,22 +220,25 @@ class EscalateExecutor:
         self._http = http
         self._timeout = timeout
 
-    def is_reversible(self, parameters: dict[str, Any]) -> bool:
-        return True  # a notification changes nothing in the tenant's systems
-
     @staticmethod
-    def body(context: ExecutionContext) -> dict[str, Any]:
+    def body(context: ExecutionContext, *, kind: str = "escalation") -> dict[str, Any]:
+        """What on-call needs to act without opening awfdrs first: the error, the affected
+        requests (with their idempotency keys and correlation ids), counts, the decision and
+        where to look. In shadow mode the page is delivered and says so."""
         incident = context.incident
         assert incident is not None, "an escalation is about an incident"
+        shadow = "[shadow] " if context.shadow else ""
+        manual = "manual work needed: " if kind == "manual" else ""
+        summary = f"{shadow}[{incident.tenant_name}/{incident.workflow_name}] {manual}"
+        summary += incident.title
         return {
             "routing_key": context.settings.escalation_routing_key or "",
             "event_action": "trigger",
             "dedup_key": str(incident.incident_id),
             "client": "awfdrs",
+            **({"client_url": context.links["console"]} if "console" in context.links else {}),
             "payload": {
-                "summary": f"[{incident.tenant_name}/{incident.workflow_name}] {incident.title}"[
-                    :1024
-                ],
+                "summary": summary[:1024],
                 "severity": incident.severity.value,
                 "source": f"awfdrs/{incident.tenant_name}/{incident.workflow_name}",
                 "component": incident.workflow_name,
@@ -191,10 +249,16 @@ class EscalateExecutor:
                     "tenant_id": str(incident.tenant_id),
                     "signature": incident.signature,
                     "status": incident.status,
+                    "kind": kind,
+                    "shadow": context.shadow,
+                    "error": context.error,
                     "event_count": incident.event_count,
                     "first_seen_at": incident.first_seen_at.isoformat(),
                     "last_seen_at": incident.last_seen_at.isoformat(),
+                    "requests": context.requests,
+                    "request_counts": context.request_counts,
                     "decision": context.decision,
+                    "where_to_look": context.links,
                 },
             },
         }
@@ -251,19 +315,17 @@ class EscalateExecutor:
         return await self.post(context.settings, self.body(context))
 
 
-class ManualExecutor:
-    """Record the hand-over; the incident then waits for an operator's ``resolve``."""
+class ManualExecutor(EscalateExecutor):
+    """Hand over for manual work: the same page as an escalation, marked as manual work, so a
+    human hears of it; without a webhook the incident waits in the operators' queue."""
 
     action_type = ActionType.MANUAL
 
-    def is_reversible(self, parameters: dict[str, Any]) -> bool:
-        return True
-
     async def execute(self, context: ExecutionContext) -> Executed:
-        note = context.parameters.get("note") or "handed over for manual remediation"
-        return Executed(True, "handed over to an operator", {"handed_over": True, "note": note})
+        return await self.post(context.settings, self.body(context, kind="manual"))
 
 
 def build_executors(http: httpx.AsyncClient) -> dict[ActionType, Executor]:
-    executors: list[Executor] = [RetryExecutor(http), EscalateExecutor(http), ManualExecutor()]
+    """The hand-over executors by action type; retries go through :class:`RetryExecutor`."""
+    executors: list[Executor] = [EscalateExecutor(http), ManualExecutor(http)]
     return {e.action_type: e for e in executors}

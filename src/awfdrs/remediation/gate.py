@@ -4,6 +4,12 @@ Checks run in this order and the first that holds wins: kill switch, remediation
 budget, confidence, reversibility. Each is a :class:`Check`; a new control is one class more.
 The checks run inside the activity's transaction, so what they read and the Decision they lead
 to are one consistent unit.
+
+Every control stops automatic actions only: an escalation or hand-over to a human always goes
+out (in shadow mode it is delivered and marked shadow). When a plan is decided the whole gate
+runs; when each of its requests is claimed, :meth:`Gate.claim_check` runs again the controls an
+operator's approval cannot lift (kill switch, mode, fuse, budget), so an approval waits on the
+current state of the controls, not the one it was asked under.
 """
 
 from __future__ import annotations
@@ -17,14 +23,15 @@ from typing import Protocol
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from awfdrs.contracts import GateVerdict, TenantSettings, WorkflowSettings
+from awfdrs.contracts import TenantSettings, WorkflowSettings
 from awfdrs.db.repositories import (
-    ActionRepository,
     FuseEpisodeRepository,
     IncidentRepository,
     KillSwitchRepository,
+    RequestRepository,
 )
 from awfdrs.enums import ActionType, GateControl, GateEffect, RemediationMode
+from awfdrs.lifecycle import Verdict
 
 BUDGET_LOCK_CLASS = 0x4244  # "BD": serialises budget counting per tenant
 _BUDGET_LOCK = text("SELECT pg_advisory_xact_lock(:cls, hashtext(:tenant))")
@@ -42,6 +49,8 @@ class GateInput:
     settings: TenantSettings
     workflow_settings: WorkflowSettings = field(default_factory=WorkflowSettings)
     approved_by: str | None = None
+    # The budget already counted this action (a request sent once is retried, not new).
+    counted: bool = False
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
@@ -66,6 +75,8 @@ class KillSwitchCheck:
     control = GateControl.KILL_SWITCH
 
     async def check(self, gate: GateInput, session: AsyncSession) -> Hold | None:
+        if not gate.action_type.is_automatic:
+            return None  # a human is never silenced
         switch = await KillSwitchRepository(session, tenant_id=gate.tenant_id).covering(
             gate.workflow_id
         )
@@ -102,6 +113,8 @@ class ModeCheck:
     control = GateControl.MODE
 
     async def check(self, gate: GateInput, session: AsyncSession) -> Hold | None:
+        if not gate.action_type.is_automatic:
+            return None  # escalations are delivered (and marked shadow) whatever the mode
         own = gate.workflow_settings.remediation_mode
         mode = own or gate.settings.remediation_mode
         where = f"workflow {gate.workflow_name}" if own else "the tenant"
@@ -128,6 +141,8 @@ class FuseCheck:
     control = GateControl.FUSE
 
     async def check(self, gate: GateInput, session: AsyncSession) -> Hold | None:
+        if not gate.action_type.is_automatic:
+            return None  # the episode's escalation does not silence the incident's own
         settings = gate.settings
         since = gate.now - timedelta(seconds=settings.fuse_window_seconds)
         count = await IncidentRepository(session, tenant_id=gate.tenant_id).open_count_since(since)
@@ -137,7 +152,7 @@ class FuseCheck:
             if current is not None:
                 await episodes.close(current.id)  # re-armed
             return None
-        episode, opened = await episodes.open(
+        episode, _ = await episodes.open(
             incident_count=count,
             threshold=settings.fuse_max_open_incidents,
             window_seconds=settings.fuse_window_seconds,
@@ -150,17 +165,20 @@ class FuseCheck:
             f"systemic failure: {count} incidents opened within {window} (more than "
             f"{settings.fuse_max_open_incidents}); automation is stopped for the tenant and one "
             "escalation covers the episode",
-            episode_id=episode.id if opened else None,
+            # Every held incident tries to claim the episode's escalation; one wins, so the
+            # episode is escalated exactly once even when a probe re-opens it.
+            episode_id=episode.id,
         )
 
 
 class BudgetCheck:
-    """At most ``budget_actions_per_hour`` automatic actions per window; beyond, escalate."""
+    """At most ``budget_actions_per_hour`` requests sent to vendors per window (each is an
+    automatic action on a tenant's system); beyond, escalate instead."""
 
     control = GateControl.BUDGET
 
     async def check(self, gate: GateInput, session: AsyncSession) -> Hold | None:
-        if not gate.action_type.is_automatic:
+        if not gate.action_type.is_automatic or gate.counted:
             return None
         # Two analyses of one tenant must not both take the last unit of budget.
         await session.execute(
@@ -168,16 +186,14 @@ class BudgetCheck:
         )
         settings = gate.settings
         since = gate.now - timedelta(seconds=settings.budget_window_seconds)
-        used = await ActionRepository(session, tenant_id=gate.tenant_id).count_automatic_since(
-            since
-        )
+        used = await RequestRepository(session, tenant_id=gate.tenant_id).count_sent_since(since)
         if used < settings.budget_actions_per_hour:
             return None
         window = timedelta(seconds=settings.budget_window_seconds)
         return Hold(
             self.control,
             GateEffect.ESCALATE,
-            f"remediation budget spent: {used} automatic actions within {window}, at most "
+            f"remediation budget spent: {used} requests sent within {window}, at most "
             f"{settings.budget_actions_per_hour}; escalating instead of acting",
         )
 
@@ -221,18 +237,28 @@ class Gate:
     def __init__(self, checks: Sequence[Check]) -> None:
         self._checks = tuple(checks)
 
-    async def evaluate(self, gate: GateInput, session: AsyncSession) -> GateVerdict:
+    async def evaluate(self, gate: GateInput, session: AsyncSession) -> Verdict:
         """The first hold is the verdict; no hold means act."""
         for check in self._checks:
             hold = await check.check(gate, session)
             if hold is not None:
-                return GateVerdict(
+                return Verdict(
                     effect=hold.effect,
                     control=hold.control,
                     reason=hold.reason,
                     episode_id=hold.episode_id,
                 )
-        return GateVerdict()
+        return Verdict()
+
+    async def claim_check(self, gate: GateInput, session: AsyncSession) -> Hold | None:
+        """The controls an approval cannot lift, checked again as one request is claimed; the
+        caller holds the tenant's kill-switch lock (shared) for the rest of its transaction."""
+        for check in self._checks:
+            if check.control in CLAIM_CONTROLS:
+                hold = await check.check(gate, session)
+                if hold is not None:
+                    return hold
+        return None
 
     async def probe(
         self, control: GateControl, gate: GateInput, session: AsyncSession
@@ -242,6 +268,11 @@ class Gate:
             if check.control is control:
                 return await check.check(gate, session)
         return None
+
+
+CLAIM_CONTROLS = frozenset(
+    {GateControl.KILL_SWITCH, GateControl.MODE, GateControl.FUSE, GateControl.BUDGET}
+)
 
 
 def default_gate() -> Gate:

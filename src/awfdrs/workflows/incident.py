@@ -1,43 +1,50 @@
 """``IncidentWorkflow``: one per incident, NEW → ANALYZING → ACTIONED → RESOLVED (or IGNORED).
 
-The short database steps (analyse, decide, verify, close, probe the gate) are local
-activities: idempotent by ids the workflow chose, they need no task-queue round trip, which
-halves what the server does per incident. Acting on a vendor or a webhook is a regular
-activity: it may be retried for minutes, with the delays a breaker or a vendor asks for.
+The workflow only waits, handles messages and calls activities: where the incident goes next
+is decided by the pure state machine in :mod:`awfdrs.lifecycle`, whose one state value is also
+what continue-as-new carries and what the ``snapshot`` query shows.
 
-Counts and events live in PostgreSQL, so a hot incident's history holds only what it acts on:
-ingest signals it for recovery evidence and raised severity, never once per event. Operators act
-through updates (approve, reject, resolve, ignore) that are validated before they are accepted,
-and the ``snapshot`` query shows the state, decisions and actions.
+The short database steps are local activities (no task-queue round trip). Sending a request to
+a vendor and paging a human are regular activities: they may wait minutes for a breaker or a
+rate limit. A retry round sends a plan's requests concurrently, each its own activity, so each
+has its own attempts, lease and answer.
+
+Operators act through updates validated before they are accepted. resolve / ignore record the
+close from the handler itself, so they answer at once in every phase, even while a round waits
+on a vendor: the close cancels every request not yet sent (in the same transaction), and a
+request already in flight finishes and is recorded as such; a page waiting to be retried is
+cancelled too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import timedelta
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
+    from awfdrs import lifecycle
     from awfdrs.activities.actions import ActionActivities
     from awfdrs.activities.controls import ControlActivities
     from awfdrs.activities.incidents import IncidentActivities
-    from awfdrs.constants import INCIDENT_WORKFLOW, SA_HELD_BY, SA_SEVERITY, SA_STATUS
+    from awfdrs.activities.requests import RequestActivities
+    from awfdrs.constants import INCIDENT_WORKFLOW, SA_HELD_BY, SA_PHASE, SA_SEVERITY, SA_STATUS
     from awfdrs.contracts import (
         AbandonCommand,
-        ActionOutcome,
-        ActionPlan,
-        AnalysisOutcome,
         AnalyzeCommand,
-        Carry,
         CloseCommand,
         CloseIncident,
         DecideCommand,
-        DecisionSummary,
         EpisodeEscalation,
         ExecuteCommand,
         GateChange,
@@ -46,178 +53,222 @@ with workflow.unsafe.imports_passed_through():
         IncidentSnapshot,
         Observation,
         OperatorCommand,
+        PhaseNote,
+        ReviewCommand,
+        SendCommand,
+        SettleRound,
         VerifyCommand,
     )
-    from awfdrs.enums import ActionStatus, ActionType, GateControl, GateEffect, IncidentStatus
-    from awfdrs.workflows.policies import DB_RETRY, DB_TIMEOUT
+    from awfdrs.enums import ActionType, GateControl, IncidentStatus, Phase, RequestStatus
+    from awfdrs.lifecycle import machine
+    from awfdrs.words import span
+    from awfdrs.workflows.policies import (
+        LOCAL_BACKOFF_FIRST,
+        LOCAL_BACKOFF_MAX,
+        LOCAL_BUDGET,
+        LOCAL_RETRY,
+        LOCAL_TIMEOUT,
+        PERMANENT_ERRORS,
+    )
 
-GROUPING = "grouping"
-ANALYZE = "analyze"
-AWAIT_APPROVAL = "awaiting_approval"
-HELD = "held"
-ACT = "acting"
-VERIFY = "verifying"
-AWAIT_OPERATOR = "awaiting_operator"
-CLOSED = "closed"
+R = TypeVar("R")
+A = TypeVar("A")
 
-POLICY_MODEL = "awfdrs-policy/1"
-OPERATOR_MODEL = "operator"
-KEPT_SUMMARIES = 20
 HISTORY_LIMIT = 8_000
+# How a local activity's failure reaches the workflow: its own error bare (ApplicationError,
+# also for a non-retryable error type), a timeout wrapped (ActivityError).
+LOCAL_FAILURES = (ActivityError, ApplicationError)
+# Requests of one plan in flight at once; the vendor's rate limit and breaker still pace them.
+SEND_CONCURRENCY = 8
+# Phases the activities that enter them do not record themselves.
+NOTED_PHASES = frozenset(
+    {Phase.AWAITING_APPROVAL, Phase.HELD, Phase.ACTING, Phase.VERIFYING, Phase.AWAITING_OPERATOR}
+)
+
+
+class StepAbandoned(Exception):
+    """A close overtook a step whose database work kept failing: nothing is left to do."""
+
+
+class StepInterrupted(Exception):
+    """A step's database work kept failing until history grew large: continue as new and run
+    the phase's step again from the state (every step is idempotent and re-runnable from it)."""
 
 
 @workflow.defn(name=INCIDENT_WORKFLOW, failure_exception_types=[ValidationError])
 class IncidentWorkflow:
     @workflow.init
     def __init__(self, incident: IncidentInput) -> None:
-        carry = incident.carry or Carry(
-            phase=GROUPING, status=IncidentStatus.NEW, severity=incident.severity, attempt=1
-        )
         self._in = incident
-        self._phase = carry.phase
-        self._status = carry.status
-        self._severity = carry.severity
-        self._attempt = carry.attempt
-        self._pending: ActionPlan | None = carry.pending
-        self._since = carry.since
-        self._recovered_at = carry.recovered_at
-        self._deadline = carry.deadline
-        self._decisions: list[DecisionSummary] = list(carry.decisions)
-        self._actions: list[ActionOutcome] = list(carry.actions)
-        self._details = carry.details or "new incident: grouping failures"
-        self._held_by: str | None = carry.held_by
-        self._gate_changed = False
-        self._resolution: str | None = None
-        self._close_request: tuple[IncidentStatus, CloseCommand] | None = None
-        self._approval: tuple[bool, OperatorCommand] | None = None
+        self._state = incident.carry or machine.start(
+            incident.severity, workflow.now(), incident.params
+        )
+        self._sends: set[asyncio.Task[Any]] = set()
         # Dispatch starts the workflow with these search attributes, and continue-as-new keeps
         # them: the first upsert would only repeat them.
-        self._published: tuple[object, ...] = (self._status, self._severity, self._held_by)
+        self._published: tuple[object, ...] = (
+            self._state.status,
+            self._state.severity,
+            None,
+            self._state.phase,
+        )
         self._published_details: str | None = None
+        self._operator_closed = False
+        self._woke_at: datetime | None = None  # when a wait last ended: news waits a floor
 
-    # --- what operators and ingest can send ---------------------------------------------
+    # --- what ingest and operators can send -----------------------------------------------
 
-    @workflow.signal(description="Ingest's news for this incident: raised severity, recovery.")
+    @workflow.signal(description="Ingest's news: raised severity, recovery evidence, new requests.")
     def observe(self, observation: Observation) -> None:
-        if observation.severity and observation.severity.rank > self._severity.rank:
-            self._severity = observation.severity
+        before = self._state.severity
+        self._state = machine.observe(
+            self._state,
+            severity=observation.severity,
+            recovered=observation.recovered or observation.recovered_at is not None,
+            joined=observation.joined,
+        )
+        if self._state.severity is not before:
             self._publish()  # the UI's severity filter must not wait for the next transition
-        if observation.recovered_at and self._phase != CLOSED:
-            self._recovered_at = max(
-                self._recovered_at or observation.recovered_at, observation.recovered_at
-            )
 
     @workflow.signal(description="A control may have let go (kill switch released): re-check.")
     def gate_changed(self, change: GateChange) -> None:
-        if self._phase == HELD:
-            self._gate_changed = True
+        self._state = machine.gate_changed(self._state)
 
-    @workflow.query(description="State, decisions and actions of this incident.")
+    @workflow.query(description="State, plan, requests, decisions and actions of this incident.")
     def snapshot(self) -> IncidentSnapshot:
+        state = self._state
+        described = lifecycle.describe(state)
         return IncidentSnapshot(
             incident_id=self._in.incident_id,
             tenant_id=self._in.tenant_id,
             title=self._in.title,
-            status=self._status,
-            severity=self._severity,
-            phase=self._phase,
-            attempt=self._attempt,
-            details=self._details,
-            waiting_for={
-                AWAIT_APPROVAL: "approval",
-                AWAIT_OPERATOR: "operator",
-                HELD: self._held_by,
-            }.get(self._phase),
-            resolution=self._resolution,
-            decisions=self._decisions,
-            actions=self._actions,
+            status=state.status,
+            severity=state.severity,
+            phase=state.phase,
+            attempt=state.attempt,
+            details=described.headline,
+            waiting_for=described.waiting_for,
+            needs_a_human=described.needs_a_human,
+            resolution=state.resolution,
+            plan=state.plan,
+            tally=state.tally,
+            escalation=state.escalation,
+            decisions=list(state.decisions),
+            actions=list(state.actions),
         )
 
     @workflow.update(
-        description="Approve the held action; it runs despite the gate. {actor, reason?}"
+        description="Approve the plan awaiting approval. {plan_id, actor, reason?}: plan_id must "
+        "name that plan"
     )
     async def approve(self, command: OperatorCommand) -> IncidentSnapshot:
         return await self._answer(True, command)
 
     @workflow.update(
-        description="Reject the held action; the incident is escalated. {actor, reason?}"
+        description="Reject the plan awaiting approval; the incident is escalated. "
+        "{plan_id, actor, reason?}"
     )
     async def reject(self, command: OperatorCommand) -> IncidentSnapshot:
         return await self._answer(False, command)
 
     @approve.validator
     def _validate_approve(self, command: OperatorCommand) -> None:
-        self._require_waiting_for_approval()
+        self._refuse(machine.approval_check(self._state, command.plan_id))
 
     @reject.validator
     def _validate_reject(self, command: OperatorCommand) -> None:
-        self._require_waiting_for_approval()
+        self._refuse(machine.approval_check(self._state, command.plan_id))
 
     @workflow.update(description="Close the incident as RESOLVED. {actor, reason} both required.")
     async def resolve(self, command: CloseCommand) -> IncidentSnapshot:
-        return await self._request_close(IncidentStatus.RESOLVED, command)
+        return await self._close_now(IncidentStatus.RESOLVED, command)
 
     @workflow.update(description="Close the incident as IGNORED. {actor, reason} both required.")
     async def ignore(self, command: CloseCommand) -> IncidentSnapshot:
-        return await self._request_close(IncidentStatus.IGNORED, command)
+        return await self._close_now(IncidentStatus.IGNORED, command)
 
     @resolve.validator
     def _validate_resolve(self, command: CloseCommand) -> None:
-        self._require_open()
+        self._refuse(machine.close_check(self._state))
 
     @ignore.validator
     def _validate_ignore(self, command: CloseCommand) -> None:
-        self._require_open()
+        self._refuse(machine.close_check(self._state))
 
-    def _require_open(self) -> None:
-        if self._phase == CLOSED:
-            raise ValueError(f"incident {self._in.incident_id} is already {self._status.value}")
-        if self._close_request is not None:
-            raise ValueError(f"incident {self._in.incident_id} is already being closed")
-
-    def _require_waiting_for_approval(self) -> None:
-        self._require_open()
-        if self._phase != AWAIT_APPROVAL or self._approval is not None:
-            raise ValueError(
-                f"incident {self._in.incident_id} is not waiting for approval "
-                f"(status {self._status.value}, {self._phase})"
-            )
+    def _refuse(self, refusal: str | None) -> None:
+        if refusal is not None:
+            raise ValueError(f"incident {self._in.incident_id}: {refusal}")
 
     async def _answer(self, approved: bool, command: OperatorCommand) -> IncidentSnapshot:
-        self._approval = (approved, command)
-        # Answer once the decision is recorded, so the caller sees its effect.
-        await workflow.wait_condition(lambda: self._approval is None or self._phase == CLOSED)
+        self._state = machine.take_answer(
+            self._state,
+            machine.answer(
+                self._state, approved=approved, actor=command.actor, reason=command.reason
+            ),
+        )
+        # The main loop records the decision; answer once it is recorded, so the caller sees
+        # its effect (or the close that overtook it).
+        await workflow.wait_condition(
+            lambda: self._state.answer is None or self._state.phase is Phase.CLOSED
+        )
         return self.snapshot()
 
-    async def _request_close(
-        self, status: IncidentStatus, command: CloseCommand
-    ) -> IncidentSnapshot:
-        self._close_request = (status, command)
-        await workflow.wait_condition(lambda: self._phase == CLOSED)
+    async def _close_now(self, status: IncidentStatus, command: CloseCommand) -> IncidentSnapshot:
+        """Record the close from the handler, whatever the main loop is waiting on."""
+        self._state = machine.request_close(self._state)
+        self._operator_closed = True
+        verb = "resolved" if status is IncidentStatus.RESOLVED else "ignored"
+        try:
+            result = await workflow.execute_local_activity_method(
+                IncidentActivities.close,
+                CloseIncident(
+                    tenant_id=self._in.tenant_id,
+                    incident_id=self._in.incident_id,
+                    status=status,
+                    resolution=f"{verb} by {command.actor}: {command.reason}",
+                ),
+                start_to_close_timeout=LOCAL_TIMEOUT,
+                schedule_to_close_timeout=LOCAL_BUDGET,
+                retry_policy=LOCAL_RETRY,
+                summary=f"close as {status.value}",
+            )
+        except LOCAL_FAILURES as error:
+            self._state = self._state.model_copy(update={"closing": False})
+            raise ApplicationError(
+                f"the {verb} could not be recorded, nothing changed: {error.cause or error}",
+                type="CloseNotRecorded",
+            ) from None
+        self._state = machine.after_close(self._state, result)
+        for send in self._sends:
+            send.cancel()  # what is in flight lands and is recorded by its activity
+        self._publish()
         return self.snapshot()
 
-    # --- the lifecycle ------------------------------------------------------------------
+    # --- the lifecycle ----------------------------------------------------------------------
 
     @workflow.run
     async def run(self, incident: IncidentInput) -> IncidentSnapshot:
-        steps = {
-            GROUPING: self._grouping,
-            ANALYZE: self._analyze,
-            AWAIT_APPROVAL: self._await_approval,
-            HELD: self._held,
-            ACT: self._act,
-            VERIFY: self._verify,
-            AWAIT_OPERATOR: self._await_operator,
+        steps: dict[Phase, Callable[[], Awaitable[None]]] = {
+            Phase.GROUPING: self._grouping,
+            Phase.ANALYZING: self._analyzing,
+            Phase.AWAITING_APPROVAL: self._awaiting_approval,
+            Phase.HELD: self._held,
+            Phase.ACTING: self._acting,
+            Phase.VERIFYING: self._verifying,
+            Phase.AWAITING_OPERATOR: self._awaiting_operator,
         }
-        # Search attributes and details are published where the workflow yields (a timer, a
-        # wait, a regular activity, the end): what changes and changes again inside one
-        # workflow task is never visible to anyone, so it is not sent.
-        while self._phase != CLOSED:
-            if self._close_request is not None:
-                await self._apply_close_request()
-            else:
-                await steps[self._phase]()
-            if self._phase != CLOSED and self._should_continue_as_new():
+        while not self._closed():
+            try:
+                await steps[self._state.phase]()
+                if not self._closed():
+                    await self._note_phase()
+            except StepAbandoned:
+                break
+            except StepInterrupted:
+                pass  # straight to the continue-as-new below
+            if self._closed():
+                break
+            if self._should_continue_as_new():
                 self._publish()
                 await workflow.wait_condition(
                     lambda: workflow.all_handlers_finished() or self._busy()
@@ -226,10 +277,18 @@ class IncidentWorkflow:
                     workflow.continue_as_new(self._carry())
         self._publish()
         await workflow.wait_condition(workflow.all_handlers_finished)
+        if self._operator_closed:
+            # Complete in a later task than the one answering the operator: a workflow task
+            # that completes the run is refused when an event (a cancelled send's answer)
+            # arrived meanwhile, and the update's answer in it would be lost with it.
+            await workflow.sleep(timedelta(milliseconds=100), summary="close")
         return self.snapshot()
 
+    def _closed(self) -> bool:
+        return self._state.phase is Phase.CLOSED
+
     def _busy(self) -> bool:
-        return self._close_request is not None or self._approval is not None
+        return self._state.closing or self._state.answer is not None or bool(self._sends)
 
     def _should_continue_as_new(self) -> bool:
         info = workflow.info()
@@ -237,430 +296,481 @@ class IncidentWorkflow:
             info.is_continue_as_new_suggested() or info.get_current_history_length() > HISTORY_LIMIT
         )
 
-    async def _wait(self, seconds: float | None, ready: Callable[[], bool], summary: str) -> None:
-        """Until ``ready()``, an operator's close, history growing large, or ``seconds``."""
-
-        def woken() -> bool:
-            return ready() or self._close_request is not None or self._should_continue_as_new()
-
-        if seconds is not None and seconds <= 0:
-            return  # no wait, nothing to show in between
-        self._publish()
-        try:
-            await workflow.wait_condition(woken, timeout=seconds, timeout_summary=summary)
-        except TimeoutError:
-            return
-
-    async def _grouping(self) -> None:
-        window = self._in.params.grouping_window_seconds
-        self._details = f"NEW: grouping failures for {timedelta(seconds=window)}"
-        await self._wait(window, lambda: self._recovered_at is not None, "grouping window")
-        if self._close_request is not None or self._should_continue_as_new():
-            return
-        if self._recovered_at is not None:
-            await self._close(
-                IncidentStatus.RESOLVED,
-                f"transient: recovered at {self._recovered_at.isoformat()} within the grouping "
-                "window",
-            )
-            return
-        self._phase = ANALYZE
-
-    async def _analyze(self) -> None:
-        self._details = f"ANALYZING (attempt {self._attempt})"
-        outcome = await workflow.execute_local_activity_method(
-            IncidentActivities.analyze,
-            AnalyzeCommand(
-                tenant_id=self._in.tenant_id,
-                incident_id=self._in.incident_id,
-                attempt=self._attempt,
-                decision_id=workflow.uuid4(),
-                action_id=workflow.uuid4(),
-            ),
-            start_to_close_timeout=DB_TIMEOUT,
-            retry_policy=DB_RETRY,
-            summary=f"analyze (attempt {self._attempt})",
-        )
-        if not self._take(outcome):
-            return
-        await self._follow(outcome)
-
-    async def _follow(self, outcome: AnalysisOutcome) -> None:
-        """Go where the gate's verdict says."""
-        decision, verdict = outcome.decision, outcome.verdict
-        assert decision is not None
-        assert verdict is not None
-        what = decision.decision_type.value
-        if verdict.episode_id is not None:
-            self._publish()
-            await workflow.execute_activity_method(
-                ControlActivities.escalate_episode,
-                EpisodeEscalation(
-                    tenant_id=self._in.tenant_id,
-                    episode_id=verdict.episode_id,
-                    incident_id=self._in.incident_id,
-                ),
-                start_to_close_timeout=DB_TIMEOUT,
-                retry_policy=DB_RETRY,
-                summary="escalate the systemic-failure episode",
-            )
-        effect = verdict.effect
-        if effect in (GateEffect.ACT, GateEffect.ESCALATE):
-            self._pending = outcome.action
-            self._phase = ACT
-        elif effect is GateEffect.APPROVAL:
-            self._phase = AWAIT_APPROVAL
-            self._held_by = "approval"
-            approval = timedelta(seconds=self._in.params.approval_timeout_seconds)
-            self._deadline = workflow.now() + approval
-            self._details = f"ANALYZING: {what} held by {verdict.control}: {verdict.reason}"
-        elif effect is GateEffect.HOLD:
-            assert verdict.control is not None
-            self._hold(verdict.control, verdict.reason or "", outcome.action)
-        else:  # SHADOW records the action as not executed; RECORD records the decision only
-            if outcome.action is not None:
-                shadow = ActionOutcome(
-                    action_id=outcome.action.action_id,
-                    action_type=outcome.action.action_type,
-                    status=ActionStatus.SHADOWED,
-                    attempts=0,
-                    summary="shadow mode: not executed",
-                )
-                self._actions = [*self._actions, shadow][-KEPT_SUMMARIES:]
-            self._phase = AWAIT_OPERATOR
-            self._details = f"ANALYZING: {what} not executed, {verdict.reason}"
-
-    def _hold(self, control: GateControl, reason: str, pending: ActionPlan | None) -> None:
-        self._phase = HELD
-        self._held_by = control.value
-        self._pending = pending
-        self._gate_changed = False
-        self._deadline = None
-        self._details = f"{self._status.value}: {reason}"
-
-    async def _held(self) -> None:
-        """Wait until the control lets go (signal, expiry or the periodic re-check), then go
-        on: to the held action if there is one, else to a fresh analysis."""
-        control = GateControl(self._held_by or GateControl.KILL_SWITCH.value)
-        recheck = self._in.params.held_recheck_seconds
-        if self._deadline is not None:
-            recheck = min(recheck, (self._deadline - workflow.now()).total_seconds())
-        await self._wait(
-            max(recheck, 0.0),
-            lambda: self._gate_changed or self._recovered_at is not None,
-            f"re-check {control.value}",
-        )
-        if self._close_request is not None or self._should_continue_as_new():
-            return
-        if self._recovered_at is not None and self._pending is None:
-            await self._close(IncidentStatus.RESOLVED, "recovered while held, before any action")
-            return
-        self._gate_changed = False
-        probe = await workflow.execute_local_activity_method(
-            ControlActivities.probe,
-            GateProbe(
-                tenant_id=self._in.tenant_id, incident_id=self._in.incident_id, control=control
-            ),
-            start_to_close_timeout=DB_TIMEOUT,
-            retry_policy=DB_RETRY,
-            summary=f"still held by {control.value}?",
-        )
-        if probe.holds:
-            self._deadline = probe.recheck_at
-            if probe.reason:
-                self._details = f"{self._status.value}: {probe.reason}"
-            return
-        self._held_by = None
-        self._deadline = None
-        self._phase = ACT if self._pending is not None else ANALYZE
-
-    def _take(self, outcome: AnalysisOutcome) -> bool:
-        """Record a decision outcome; False when the incident turned out to be closed."""
-        self._status = outcome.status
-        if not outcome.still_open:
-            self._phase = CLOSED
-            self._details = f"{outcome.status.value}: closed elsewhere"
-            return False
-        if outcome.decision is not None:
-            self._decisions = [*self._decisions, outcome.decision][-KEPT_SUMMARIES:]
-        return True
-
-    async def _await_approval(self) -> None:
-        assert self._deadline is not None
-        remaining = (self._deadline - workflow.now()).total_seconds()
-        await self._wait(
-            remaining,
-            lambda: self._approval is not None or self._recovered_at is not None,
-            "approval timeout",
-        )
-        if self._close_request is not None:
-            return
-        answer = self._approval
-        if answer is None and self._recovered_at is not None:
-            await self._close(IncidentStatus.RESOLVED, "recovered before any action was taken")
-            return
-        if answer is None and self._deadline > workflow.now():
-            return  # woken to continue as new
-        last = self._decisions[-1] if self._decisions else None
-        if answer is None:
-            timeout = timedelta(seconds=self._in.params.approval_timeout_seconds)
-            await self._decide(
-                ActionType.ESCALATE,
-                f"no operator approved or rejected within {timeout}; escalating",
-                POLICY_MODEL,
-            )
-        else:
-            approved, command = answer
-            why = command.reason or "no reason given"
-            if approved:
-                action_type = last.decision_type if last else ActionType.MANUAL
-                reasoning = f"approved by {command.actor}: {why}"
-            else:
-                action_type = ActionType.ESCALATE
-                reasoning = f"rejected by {command.actor}: {why}; escalating"
-            await self._decide(action_type, reasoning, OPERATOR_MODEL, decided_by=command.actor)
-            self._approval = None
-        self._held_by = None
-
-    async def _decide(
+    async def _wait(
         self,
-        action_type: ActionType,
-        reasoning: str,
-        model: str,
-        *,
-        decided_by: str | None = None,
+        deadline: datetime | None,
+        news: Callable[[], bool],
+        what: str,
+        urgent: Callable[[], bool] = lambda: False,
     ) -> None:
-        outcome = await workflow.execute_local_activity_method(
+        """Until ``news()``, ``urgent()`` (an operator's answer), a close, history growing
+        large, or ``deadline``. News is taken no sooner than WAIT_FLOOR after the last wait
+        ended, so a storm of signals costs a step a second, not a step (and its history) each.
+        """
+        floor = None if self._woke_at is None else self._woke_at + machine.WAIT_FLOOR
+
+        def stop() -> bool:
+            return urgent() or self._closed() or self._should_continue_as_new()
+
+        while not stop():
+            now = workflow.now()
+            if deadline is not None and now >= deadline:
+                break
+            early = news() and floor is not None and now < floor
+            if news() and not early:
+                break
+            ends = [t for t in (deadline, floor if early else None) if t is not None]
+            timeout = (min(ends) - now).total_seconds() if ends else None
+            self._publish()
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(
+                    stop if early else lambda: news() or stop(),
+                    timeout=timeout,
+                    timeout_summary=f"{what} (news waits {span(machine.WAIT_FLOOR)})"
+                    if early
+                    else what,
+                )
+        self._woke_at = workflow.now()
+
+    def _due(self) -> bool:
+        deadline = self._state.deadline
+        return deadline is not None and workflow.now() >= deadline
+
+    async def _apply(self, transition: lifecycle.Transition) -> None:
+        """Take the new state, then run the command it asks for (close or decide)."""
+        self._state = transition.state
+        command = transition.command
+        if isinstance(command, lifecycle.CloseCmd):
+            result = await self._local(
+                IncidentActivities.close,
+                CloseIncident(
+                    tenant_id=self._in.tenant_id,
+                    incident_id=self._in.incident_id,
+                    status=command.status,
+                    resolution=command.resolution,
+                ),
+                f"close as {command.status.value}",
+            )
+            self._state = machine.after_close(self._state, result)
+        elif isinstance(command, lifecycle.DecideCmd):
+            await self._decide(command)
+
+    async def _decide(self, command: lifecycle.DecideCmd) -> None:
+        result = await self._local(
             IncidentActivities.decide,
             DecideCommand(
                 tenant_id=self._in.tenant_id,
                 incident_id=self._in.incident_id,
                 decision_id=workflow.uuid4(),
                 action_id=workflow.uuid4(),
-                action_type=action_type,
-                attempt=self._attempt,
-                reasoning=reasoning,
-                confidence=1.0,
-                ai_model=model,
-                decided_by=decided_by,
+                attempt=self._state.attempt,
+                decision=command,
             ),
-            start_to_close_timeout=DB_TIMEOUT,
-            retry_policy=DB_RETRY,
-            summary=f"record decision: {action_type.value}",
+            f"record decision: {command.action_type.value}",
         )
-        if self._take(outcome):
-            self._pending = outcome.action
-            self._phase = ACT
+        await self._apply(machine.after_decision(self._state, result))
+        self._recorded(result)
 
-    async def _act(self) -> None:
-        plan = self._pending
-        assert plan is not None
-        params = self._in.params
-        self._details = f"acting: {plan.action_type.value} (attempt {self._attempt})"
-        self._publish()
-        try:
-            outcome = await workflow.execute_activity_method(
-                ActionActivities.execute,
-                ExecuteCommand(
+    async def _grouping(self) -> None:
+        await self._wait(
+            self._state.deadline, lambda: self._state.news.recovered, "grouping window"
+        )
+        if self._closed() or self._should_continue_as_new():
+            return
+        if self._state.news.recovered:
+            await self._review()
+            if self._closed() or not self._due():
+                return
+        self._state = machine.grouping_over(self._state)
+
+    async def _review(self, hand_over_to: Any = None) -> None:
+        result = await self._local(
+            IncidentActivities.review,
+            ReviewCommand(
+                tenant_id=self._in.tenant_id,
+                incident_id=self._in.incident_id,
+                hand_over_to=hand_over_to,
+            ),
+            "read the requests again",
+        )
+        await self._apply(machine.on_review(self._state, result))
+
+    async def _analyzing(self) -> None:
+        result = await self._local(
+            IncidentActivities.analyze,
+            AnalyzeCommand(
+                tenant_id=self._in.tenant_id,
+                incident_id=self._in.incident_id,
+                attempt=self._state.attempt,
+                decision_id=workflow.uuid4(),
+                action_id=workflow.uuid4(),
+            ),
+            f"analyze (attempt {self._state.attempt})",
+        )
+        await self._apply(
+            machine.after_analysis(self._state, result, workflow.now(), self._in.params)
+        )
+        self._recorded(result)
+
+    def _recorded(self, result: lifecycle.AnalysisResult) -> None:
+        """The analysis or decision wrote the phase its verdict leads to on the incident."""
+        if result.recorded_phase is not None and not self._closed():
+            self._state = self._state.model_copy(update={"persisted_phase": result.recorded_phase})
+
+    async def _awaiting_approval(self) -> None:
+        await self._wait(
+            self._state.deadline,
+            lambda: self._state.news.recovered,
+            "approval timeout",
+            urgent=lambda: self._state.answer is not None,
+        )
+        if self._closed():
+            return
+        if self._state.answer is not None:
+            await self._decide(self._state.answer)
+        elif self._state.news.recovered:
+            await self._review()
+        elif self._due():
+            # Taken like an operator's answer: an approve arriving while the escalation is
+            # being recorded is refused ("already answered"), not silently dropped.
+            timed_out = machine.approval_timed_out(self._state, self._in.params)
+            self._state = machine.take_answer(self._state, timed_out)
+            await self._decide(timed_out)
+
+    async def _held(self) -> None:
+        state = self._state
+        if state.episode_id is not None:
+            episode = await self._activity(
+                ControlActivities.escalate_episode,
+                EpisodeEscalation(
                     tenant_id=self._in.tenant_id,
                     incident_id=self._in.incident_id,
-                    action_id=plan.action_id,
-                    max_attempts=params.action_max_attempts,
-                    timeout_seconds=params.action_timeout_seconds,
+                    episode_id=state.episode_id,
                 ),
-                start_to_close_timeout=timedelta(seconds=params.action_timeout_seconds),
-                # The activity gives up by itself after action_max_attempts vendor calls or the
-                # tenant's maximum deferral. Deferrals are retries too, so the policy counts no
-                # attempts and is bounded by time instead.
-                schedule_to_close_timeout=timedelta(
-                    seconds=params.max_deferral_seconds
-                    + params.action_max_attempts * (params.action_timeout_seconds + 60)
-                    + 60
-                ),
-                retry_policy=RetryPolicy(
-                    initial_interval=timedelta(seconds=params.action_retry_initial_seconds),
-                    backoff_coefficient=2.0,
-                    maximum_interval=timedelta(
-                        seconds=max(60, params.action_retry_initial_seconds)
-                    ),
-                    maximum_attempts=0,
-                ),
-                summary=f"{plan.action_type.value}",
+                "systemic-failure escalation",
             )
-        except ActivityError as error:
-            outcome = await workflow.execute_local_activity_method(
+            self._state = machine.after_episode(
+                self._state, episode or lifecycle.EpisodeResult(claimed=True, summary="no answer")
+            )
+        await self._wait(
+            self._state.deadline,
+            lambda: self._state.news.gate_changed or self._state.news.recovered,
+            f"re-check {self._state.held_by.value if self._state.held_by else 'control'}",
+        )
+        if self._closed() or self._should_continue_as_new():
+            return
+        control = self._state.held_by or GateControl.KILL_SWITCH
+        result = await self._local(
+            ControlActivities.probe,
+            GateProbe(
+                tenant_id=self._in.tenant_id,
+                incident_id=self._in.incident_id,
+                control=control,
+            ),
+            f"still held by {control.value}?",
+        )
+        await self._apply(machine.after_probe(self._state, result, workflow.now(), self._in.params))
+
+    async def _acting(self) -> None:
+        plan = self._state.plan
+        if plan is None:  # nothing to act on (cannot happen by the table): plan afresh
+            self._state = lifecycle.move(self._state, Phase.ANALYZING)
+            return
+        if plan.action_type is ActionType.RETRY:
+            await self._round(plan)
+        else:
+            await self._escalate(plan)
+
+    async def _round(self, plan: lifecycle.Plan) -> None:
+        """Send the plan's requests, a few at a time; stop launching at the first hold."""
+        waiting = deque(plan.request_ids)
+        running: dict[asyncio.Task[lifecycle.RequestOutcome], Any] = {}
+        outcomes: list[lifecycle.RequestOutcome] = []
+        halted = False
+        self._publish()
+        while running or (waiting and not halted and not self._closed()):
+            while waiting and not halted and not self._closed() and len(running) < SEND_CONCURRENCY:
+                request_id = waiting.popleft()
+                task = asyncio.ensure_future(self._send(plan, request_id))
+                running[task] = request_id
+                self._sends.add(task)
+            done, _ = await workflow.wait(list(running), return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                request_id = running.pop(task)
+                self._sends.discard(task)
+                outcome = self._outcome_of(task, request_id)
+                if outcome is None:
+                    continue  # cancelled by a close
+                outcomes.append(outcome)
+                halted = halted or outcome.halts or outcome.gave_up_waiting
+        if self._closed():
+            return
+        result = await self._local(
+            IncidentActivities.settle_round,
+            SettleRound(
+                tenant_id=self._in.tenant_id,
+                incident_id=self._in.incident_id,
+                action_id=plan.action_id,
+                request_ids=list(plan.request_ids),
+                outcomes=outcomes,
+            ),
+            f"settle: {len(outcomes)} of {plan.request_count} requests answered",
+        )
+        await self._apply(machine.after_round(self._state, result, workflow.now(), self._in.params))
+
+    def _outcome_of(
+        self, task: asyncio.Task[lifecycle.RequestOutcome], request_id: Any
+    ) -> lifecycle.RequestOutcome | None:
+        if task.cancelled():
+            return None
+        error = task.exception()
+        if error is None:
+            return task.result()
+        if isinstance(error, asyncio.CancelledError):
+            return None
+        cause = error.cause if isinstance(error, ActivityError) else error
+        return lifecycle.RequestOutcome(
+            request_id=request_id,
+            status=RequestStatus.FAILED,
+            error=f"no answer: {cause}",
+        )
+
+    async def _send(self, plan: lifecycle.Plan, request_id: Any) -> lifecycle.RequestOutcome:
+        params = self._in.params
+        timeout = params.action_timeout_seconds
+        return await workflow.execute_activity_method(
+            RequestActivities.send,
+            SendCommand(
+                tenant_id=self._in.tenant_id,
+                incident_id=self._in.incident_id,
+                request_id=request_id,
+                action_id=plan.action_id,
+                max_attempts=params.action_max_attempts,
+                timeout_seconds=timeout,
+                max_deferral_seconds=params.max_deferral_seconds,
+            ),
+            start_to_close_timeout=timedelta(seconds=timeout),
+            heartbeat_timeout=timedelta(seconds=max(3.0, min(timeout, 10.0))),
+            # The activity gives up by itself after action_max_attempts vendor calls or the
+            # tenant's maximum deferral. Deferrals are retries too, so the policy counts no
+            # attempts and is bounded by time instead.
+            schedule_to_close_timeout=timedelta(
+                seconds=params.max_deferral_seconds
+                + params.action_max_attempts * (timeout + 60)
+                + 60
+            ),
+            retry_policy=RetryPolicy(
+                initial_interval=timedelta(seconds=params.action_retry_initial_seconds),
+                backoff_coefficient=2.0,
+                maximum_interval=timedelta(seconds=max(60, params.action_retry_initial_seconds)),
+                maximum_attempts=0,
+                non_retryable_error_types=PERMANENT_ERRORS,
+            ),
+            # A close does not wait for a send, and a send waiting to be retried never runs
+            # again; one in flight learns at its next heartbeat, lands and is recorded.
+            cancellation_type=ActivityCancellationType.TRY_CANCEL,
+            summary=f"send request {request_id}",
+        )
+
+    async def _escalate(self, plan: lifecycle.Plan) -> None:
+        params = self._in.params
+        command = ExecuteCommand(
+            tenant_id=self._in.tenant_id,
+            incident_id=self._in.incident_id,
+            action_id=plan.action_id,
+            max_attempts=params.action_max_attempts,
+            timeout_seconds=params.action_timeout_seconds,
+        )
+        self._publish()
+        # Tracked like a send: a close cancels a page still waiting to be retried, so nobody
+        # is paged about an incident an operator has already closed.
+        page = asyncio.ensure_future(
+            self._activity(ActionActivities.execute, command, plan.action_type.value, attempts=True)
+        )
+        self._sends.add(page)
+        try:
+            result = await page
+        except asyncio.CancelledError:
+            if not self._closed():
+                raise
+            result = None
+        finally:
+            self._sends.discard(page)
+        if self._closed():
+            return
+        if result is None:
+            result = await self._local(
                 ActionActivities.abandon,
                 AbandonCommand(
                     tenant_id=self._in.tenant_id,
                     incident_id=self._in.incident_id,
                     action_id=plan.action_id,
-                    reason=f"no result after {params.action_max_attempts} attempts: "
-                    f"{error.cause or error}",
+                    reason=f"no answer after {params.action_max_attempts} attempts",
                 ),
-                start_to_close_timeout=DB_TIMEOUT,
-                retry_policy=DB_RETRY,
+                "record: not delivered",
             )
-        if outcome.held_by is not None:
-            self._hold(outcome.held_by, outcome.held_reason or "", plan)
-            return
-        self._actions = [*self._actions, outcome][-KEPT_SUMMARIES:]
-        self._pending = None
-        self._status = IncidentStatus.ACTIONED
-        self._since = outcome.finished_at or workflow.now()
-        done = outcome.status is ActionStatus.SUCCEEDED
-        if outcome.gave_up_waiting:
-            await self._decide(
-                ActionType.ESCALATE,
-                f"the vendor stayed unavailable: {outcome.error}; escalating",
-                POLICY_MODEL,
-            )
-            return
-        if outcome.action_type is ActionType.RETRY:
-            if done:
-                self._phase = VERIFY
-                window = timedelta(seconds=params.verification_window_seconds)
-                self._deadline = workflow.now() + window
-            else:
-                await self._next_attempt(f"retry failed: {outcome.error or outcome.summary}")
-            return
-        self._phase = AWAIT_OPERATOR
-        what = "escalated" if outcome.action_type is ActionType.ESCALATE else "handed over"
-        self._details = (
-            f"ACTIONED: {what}; waiting for an operator to resolve"
-            if done
-            else f"ACTIONED: {outcome.action_type.value} failed ({outcome.error}); "
-            "waiting for an operator"
-        )
+        await self._apply(machine.after_escalation(self._state, result, workflow.now()))
 
-    async def _next_attempt(self, why: str) -> None:
-        self._attempt += 1
-        if self._attempt <= self._in.params.max_attempts:
-            self._phase = ANALYZE
-            return
-        self._attempt = self._in.params.max_attempts
-        await self._decide(
-            ActionType.ESCALATE,
-            f"{self._in.params.max_attempts} attempts did not resolve the incident ({why}); "
-            "escalating",
-            POLICY_MODEL,
-        )
-
-    async def _verify(self) -> None:
-        window = self._in.params.verification_window_seconds
-        since = self._since
-        assert since is not None
-        assert self._deadline is not None
-        self._details = f"ACTIONED: verifying for {timedelta(seconds=window)}"
+    async def _verifying(self) -> None:
+        state = self._state
         await self._wait(
-            (self._deadline - workflow.now()).total_seconds(),
-            lambda: self._recovered_at is not None and self._recovered_at >= since,
+            state.deadline,
+            lambda: self._state.news.recovered or self._state.news.joined,
             "verification window",
         )
-        if self._close_request is not None:
+        if self._closed() or (
+            self._should_continue_as_new() and not self._due() and not self._state.news.any
+        ):
             return
-        if self._recovered_at is not None and self._recovered_at >= since:
-            await self._close(
-                IncidentStatus.RESOLVED,
-                f"verified: the operation succeeded again at {self._recovered_at.isoformat()}",
-            )
-            return
-        if workflow.now() < self._deadline:
-            return  # woken to continue as new; the window goes on in the next run
-        verdict = await workflow.execute_local_activity_method(
+        since = state.since or workflow.now()
+        result = await self._local(
             IncidentActivities.conclude_verification,
             VerifyCommand(
                 tenant_id=self._in.tenant_id,
                 incident_id=self._in.incident_id,
-                signature=self._in.signature,
                 since=since,
-                window_seconds=window,
+                window_seconds=self._in.params.verification_window_seconds,
+                final=self._due(),
             ),
-            start_to_close_timeout=DB_TIMEOUT,
-            retry_policy=DB_RETRY,
-            summary="verify",
+            "verify",
         )
-        if verdict.resolved or not verdict.still_open:
-            self._status = IncidentStatus.RESOLVED if verdict.resolved else self._status
-            self._resolution = "verified: no new failures within the verification window"
-            self._details = f"RESOLVED: {self._resolution}"
-            self._phase = CLOSED
+        await self._apply(
+            machine.after_verification(self._state, result, workflow.now(), self._in.params)
+        )
+
+    async def _awaiting_operator(self) -> None:
+        await self._wait(
+            None,
+            lambda: self._state.news.recovered or self._state.news.joined,
+            "operator",
+        )
+        if self._closed() or self._should_continue_as_new():
             return
-        await self._next_attempt(f"{verdict.new_failures} new failures after the action")
+        escalation = self._state.escalation
+        await self._review(escalation.action_id if escalation is not None else None)
 
-    async def _await_operator(self) -> None:
-        await self._wait(None, lambda: self._recovered_at is not None, "operator")
-        if self._close_request is None and self._recovered_at is not None:
-            await self._close(
-                IncidentStatus.RESOLVED,
-                f"recovered: the operation succeeded again at {self._recovered_at.isoformat()}",
+    async def _note_phase(self) -> None:
+        state = self._state
+        if state.phase in NOTED_PHASES and state.phase is not state.persisted_phase:
+            await self._local(
+                IncidentActivities.note_phase,
+                PhaseNote(
+                    tenant_id=self._in.tenant_id,
+                    incident_id=self._in.incident_id,
+                    phase=state.phase,
+                    reason=lifecycle.describe(state).headline[:2000],
+                    held_by=state.held_by,
+                ),
+                f"phase: {state.phase.value}",
             )
+            self._state = self._state.model_copy(update={"persisted_phase": state.phase})
 
-    async def _apply_close_request(self) -> None:
-        assert self._close_request is not None
-        status, command = self._close_request
-        verb = "resolved" if status is IncidentStatus.RESOLVED else "ignored"
-        await self._close(status, f"{verb} by {command.actor}: {command.reason}")
-        self._approval = None
+    # --- calling activities -----------------------------------------------------------------
 
-    async def _close(self, status: IncidentStatus, resolution: str) -> None:
-        outcome = await workflow.execute_local_activity_method(
-            IncidentActivities.close,
-            CloseIncident(
-                tenant_id=self._in.tenant_id,
-                incident_id=self._in.incident_id,
-                status=status,
-                resolution=resolution,
-            ),
-            start_to_close_timeout=DB_TIMEOUT,
-            retry_policy=DB_RETRY,
-            summary=f"close as {status.value}",
-        )
-        self._status = outcome.status
-        self._resolution = outcome.resolution
-        self._details = f"{outcome.status.value}: {outcome.resolution}"
-        self._held_by = None
-        self._phase = CLOSED
+    async def _local(self, method: Callable[[Any, A], Awaitable[R]], arg: A, summary: str) -> R:
+        """A database step as a local activity with a short budget. Past it (the database is
+        down, a bug), wait on a durable timer and try again: updates, queries and worker
+        shutdown get through in between, and the workflow never fails for it."""
+        backoff = LOCAL_BACKOFF_FIRST
+        details = self._state.details  # the failure is said once, not appended at each try
+        failing: str | None = None
+        while True:
+            try:
+                result = await workflow.execute_local_activity_method(
+                    method,
+                    arg,
+                    start_to_close_timeout=LOCAL_TIMEOUT,
+                    schedule_to_close_timeout=LOCAL_BUDGET,
+                    retry_policy=LOCAL_RETRY,
+                    summary=summary,
+                )
+            except LOCAL_FAILURES as error:
+                if self._closed():
+                    raise StepAbandoned from None
+                workflow.logger.warning(
+                    "%s failed, trying again in %s: %s", summary, backoff, error.cause or error
+                )
+                failing = f"{details} · {summary} failed ({error.cause or error}); trying again"
+                self._state = self._state.model_copy(update={"details": failing})
+                self._publish()
+            else:
+                if failing is not None and self._state.details == failing:
+                    self._state = self._state.model_copy(update={"details": details})
+                return result
+            # An operator's close ends the wait, and the step: the incident needs nothing more.
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(
+                    self._closed, timeout=backoff, timeout_summary=f"retry: {summary}"
+                )
+            if self._closed():
+                raise StepAbandoned
+            if self._should_continue_as_new():
+                # A long outage must not grow history without bound (a run is cut at 50k
+                # events): the next run takes the phase's step again from the carried state.
+                if failing is not None and self._state.details == failing:
+                    self._state = self._state.model_copy(update={"details": details})
+                raise StepInterrupted
+            backoff = min(LOCAL_BACKOFF_MAX, backoff * 2)
 
-    # --- what the Temporal UI shows -----------------------------------------------------
+    async def _activity(
+        self,
+        method: Callable[[Any, A], Awaitable[R]],
+        arg: A,
+        summary: str,
+        *,
+        attempts: bool = False,
+    ) -> R | None:
+        """A regular activity (a page to a human); None when it gave no answer in time."""
+        params = self._in.params
+        try:
+            return await workflow.execute_activity_method(
+                method,
+                arg,
+                start_to_close_timeout=timedelta(seconds=params.action_timeout_seconds),
+                schedule_to_close_timeout=timedelta(
+                    seconds=params.action_max_attempts * (params.action_timeout_seconds + 60)
+                ),
+                retry_policy=RetryPolicy(
+                    initial_interval=timedelta(seconds=params.action_retry_initial_seconds),
+                    backoff_coefficient=2.0,
+                    maximum_interval=timedelta(seconds=60),
+                    maximum_attempts=params.action_max_attempts if attempts else 0,
+                    non_retryable_error_types=PERMANENT_ERRORS,
+                ),
+                summary=summary,
+            )
+        except ActivityError as error:
+            workflow.logger.warning("%s gave no answer: %s", summary, error.cause or error)
+            return None
+
+    # --- what the Temporal UI shows ---------------------------------------------------------
 
     def _publish(self) -> None:
         """Search attributes and current details, each sent only when it changed."""
-        details = (
-            f"**{self._status.value}** · {self._severity.value} · attempt {self._attempt}  \n"
-            f"{self._details}"
-        )
+        state = self._state
+        details = lifecycle.markdown(state, self._in.title)
         if details != self._published_details:
             self._published_details = details
             workflow.set_current_details(details)
-        state = (self._status, self._severity, self._held_by)
-        if state == self._published:
+        held = (
+            state.held_by.value
+            if state.held_by is not None
+            else "approval"
+            if state.phase is Phase.AWAITING_APPROVAL
+            else None
+        )
+        published = (state.status, state.severity, held, state.phase)
+        if published == self._published:
             return
-        self._published = state
+        self._published = published
         workflow.upsert_search_attributes(
             [
-                SA_STATUS.value_set(self._status.value),
-                SA_SEVERITY.value_set(self._severity.value),
-                SA_HELD_BY.value_set(self._held_by) if self._held_by else SA_HELD_BY.value_unset(),
+                SA_STATUS.value_set(state.status.value),
+                SA_SEVERITY.value_set(state.severity.value),
+                SA_HELD_BY.value_set(held) if held else SA_HELD_BY.value_unset(),
+                SA_PHASE.value_set(state.phase.value),
             ]
         )
 
     def _carry(self) -> IncidentInput:
-        return self._in.model_copy(
-            update={
-                "severity": self._severity,
-                "carry": Carry(
-                    phase=self._phase,
-                    status=self._status,
-                    severity=self._severity,
-                    attempt=self._attempt,
-                    pending=self._pending,
-                    since=self._since,
-                    recovered_at=self._recovered_at,
-                    deadline=self._deadline,
-                    held_by=self._held_by,
-                    decisions=self._decisions,
-                    actions=self._actions,
-                    details=self._details,
-                ),
-            }
-        )
+        return self._in.model_copy(update={"severity": self._state.severity, "carry": self._state})

@@ -7,6 +7,8 @@ from awfdrs.db.models.events import Event
 from awfdrs.db.models.fuse_episodes import FuseEpisode
 from awfdrs.db.models.incidents import Incident
 from awfdrs.db.models.kill_switches import KillSwitch
+from awfdrs.db.models.outbox import OutboxEntry
+from awfdrs.db.models.remediation_requests import RemediationRequest, RequestKey
 from awfdrs.db.models.tenants import Tenant
 from awfdrs.db.models.vendor_calls import VendorCall
 from awfdrs.db.models.vendors import Vendor
@@ -22,6 +24,9 @@ __all__ = [
     "FuseEpisode",
     "Incident",
     "KillSwitch",
+    "OutboxEntry",
+    "RemediationRequest",
+    "RequestKey",
     "Tenant",
     "Vendor",
     "VendorCall",

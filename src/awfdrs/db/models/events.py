@@ -31,6 +31,8 @@ class Event(BaseModel, TenantMixin, CorrelationMixin):
     __tablename__ = "events"
     __table_args__ = (
         UniqueConstraint("tenant_id", "idempotency_key"),
+        # Target of the composite foreign keys that keep a request with its tenant's event.
+        UniqueConstraint("tenant_id", "id"),
         ForeignKeyConstraint(
             ["tenant_id", "workflow_id"],
             ["workflows.tenant_id", "workflows.id"],

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 
-from sqlalchemy import DateTime, Float, Index, text
+from sqlalchemy import DateTime, Float, Index, Text, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from awfdrs.db.base import BaseModel, TenantMixin
@@ -31,3 +32,7 @@ class FuseEpisode(BaseModel, TenantMixin):
     incident_count: Mapped[int] = mapped_column()
     threshold: Mapped[int] = mapped_column()
     window_seconds: Mapped[float] = mapped_column(Float)
+    # The one incident whose workflow sends the episode's escalation, claimed atomically.
+    escalation_incident_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    escalation_claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    escalation_error: Mapped[str | None] = mapped_column(Text)

@@ -17,7 +17,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from awfdrs.db.base import BaseModel, CorrelationMixin, TenantMixin, enum_type
-from awfdrs.enums import IncidentStatus, Severity
+from awfdrs.enums import GateControl, IncidentStatus, Phase, Severity
 
 OPEN_STATUS_SQL = "status IN ('NEW', 'ANALYZING', 'ACTIONED')"
 
@@ -59,6 +59,13 @@ class Incident(BaseModel, TenantMixin, CorrelationMixin):
         Index("ix_incidents_tenant_status", "tenant_id", "status", "created_at"),
         Index("ix_incidents_tenant_signature", "tenant_id", "signature", "created_at"),
         Index(
+            "ix_incidents_tenant_phase",
+            "tenant_id",
+            "phase",
+            "created_at",
+            postgresql_where=text(OPEN_STATUS_SQL),
+        ),
+        Index(
             "ix_incidents_open_operation",
             "tenant_id",
             "workflow_id",
@@ -83,3 +90,10 @@ class Incident(BaseModel, TenantMixin, CorrelationMixin):
     regression_of: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     resolution: Mapped[str | None] = mapped_column(Text)
+    # Where the workflow is (waiting for approval, held, for an operator …) and why, in words.
+    phase: Mapped[Phase] = mapped_column(
+        enum_type(Phase, "phase"), server_default=Phase.GROUPING.value, default=Phase.GROUPING
+    )
+    phase_reason: Mapped[str | None] = mapped_column(Text)
+    # The control holding it (held, or awaiting an approval the control asked for).
+    held_by: Mapped[GateControl | None] = mapped_column(enum_type(GateControl, "held_by"))

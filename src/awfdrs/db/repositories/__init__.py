@@ -2,17 +2,17 @@
 
 from awfdrs.db.repositories.actions import ActionRepository
 from awfdrs.db.repositories.decisions import DecisionRepository
-from awfdrs.db.repositories.events import EventRepository, NewEvent
+from awfdrs.db.repositories.events import EventRepository
 from awfdrs.db.repositories.fuse_episodes import FuseEpisodeRepository
 from awfdrs.db.repositories.incidents import (
-    FailureGroup,
     IncidentDirectory,
     IncidentRepository,
     IncidentTouch,
-    Recovery,
 )
 from awfdrs.db.repositories.kill_switches import KillSwitchRepository
 from awfdrs.db.repositories.metrics import MetricsRepository
+from awfdrs.db.repositories.outbox import Claimed, Notice, OutboxQueue, OutboxRepository
+from awfdrs.db.repositories.requests import RequestRepository
 from awfdrs.db.repositories.tenants import TenantDirectory, TenantRepository
 from awfdrs.db.repositories.vendor_calls import VendorCallRepository
 from awfdrs.db.repositories.vendors import VendorRepository
@@ -20,17 +20,19 @@ from awfdrs.db.repositories.workflows import WorkflowRepository
 
 __all__ = [
     "ActionRepository",
+    "Claimed",
     "DecisionRepository",
     "EventRepository",
-    "FailureGroup",
     "FuseEpisodeRepository",
     "IncidentDirectory",
     "IncidentRepository",
     "IncidentTouch",
     "KillSwitchRepository",
     "MetricsRepository",
-    "NewEvent",
-    "Recovery",
+    "Notice",
+    "OutboxQueue",
+    "OutboxRepository",
+    "RequestRepository",
     "TenantDirectory",
     "TenantRepository",
     "VendorCallRepository",

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, or_, select, update
@@ -54,6 +53,7 @@ class ActionRepository(MutableMixin[Action], BaseRepository[Action]):
         status: ActionStatus,
         result: dict[str, Any] | None = None,
         error: str | None = None,
+        attempts: int | None = None,
     ) -> Action | None:
         """Record the final outcome once; None when the action had already finished."""
         if not status.is_final:
@@ -68,29 +68,13 @@ class ActionRepository(MutableMixin[Action], BaseRepository[Action]):
                 result=result,
                 error=error,
                 finished_at=func.clock_timestamp(),
+                started_at=func.coalesce(Action.started_at, func.clock_timestamp()),
+                **({"attempts": attempts} if attempts is not None else {}),
             )
             .returning(Action)
             .execution_options(synchronize_session=False, populate_existing=True)
         )
         return (await self.session.execute(stmt)).scalar_one_or_none()
-
-    async def count_automatic_since(self, since: datetime) -> int:
-        """Automatic actions (retries) the tenant ran or started since ``since``; shadow ones
-        executed nothing and do not count."""
-        stmt = self._scoped(func.count()).where(
-            Action.action_type == ActionType.RETRY,
-            Action.status != ActionStatus.SHADOWED,
-            Action.created_at >= since,
-        )
-        return int((await self.session.execute(stmt)).scalar_one())
-
-    async def note_deferral(self, action_id: uuid.UUID) -> Action:
-        """Remember when the action first had to wait for its vendor; returns the row."""
-        action = await self.get_for_update(action_id)
-        if action.deferred_since is None:
-            action.deferred_since = datetime.now(UTC)
-            await self._flush()
-        return action
 
     async def record_attempt_error(self, action_id: uuid.UUID, error: str) -> None:
         """Note a transient failure on an IN_PROGRESS action; Temporal will try again."""
@@ -101,14 +85,17 @@ class ActionRepository(MutableMixin[Action], BaseRepository[Action]):
         signature: str,
         action_type: ActionType,
         *,
-        reanalysed: uuid.UUID | None = None,
+        current: uuid.UUID | None = None,
+        again: bool = False,
     ) -> tuple[int, int]:
         """(worked, did not work) for earlier ``action_type`` actions on ``signature``'s incidents.
 
         An action worked when it succeeded, nothing was tried after it on its incident, and the
         incident was RESOLVED; it did not work when it failed or another action had to follow.
-        The actions of ``reanalysed``, the incident being analysed again, did not work either:
-        that is why it is analysed again. Others whose incident is still open are not counted.
+        The actions of ``current``, the incident being analysed, did not work either when it is
+        analysed ``again`` (new failures after its requests succeeded); on a continuation round
+        (more of its requests to send) they are its own history, not evidence, and are left
+        out. Others whose incident is still open are not counted.
         """
         later = aliased(Action)
         followed: ColumnElement[bool] = (
@@ -117,8 +104,9 @@ class ActionRepository(MutableMixin[Action], BaseRepository[Action]):
             .exists()
         )
         succeeded = Action.status == ActionStatus.SUCCEEDED
-        if reanalysed is not None:
-            followed = or_(followed, Action.incident_id == reanalysed)
+        mine = Action.incident_id == current
+        if current is not None and again:
+            followed = or_(followed, mine)
         stmt = (
             select(
                 func.count().filter(
@@ -135,5 +123,7 @@ class ActionRepository(MutableMixin[Action], BaseRepository[Action]):
                 Action.status.in_([ActionStatus.SUCCEEDED, ActionStatus.FAILED]),
             )
         )
+        if current is not None and not again:
+            stmt = stmt.where(~mine)
         worked, failed = (await self.session.execute(stmt)).one()
         return int(worked), int(failed)

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import any_, bindparam, func
@@ -11,25 +10,7 @@ from sqlalchemy.types import String
 
 from awfdrs.db.models import Event, WorkflowEventCount
 from awfdrs.db.repositories.base import BaseRepository, fetch_raw
-from awfdrs.enums import EventOutcome, Severity
-
-
-@dataclass(frozen=True, slots=True)
-class NewEvent:
-    """A validated event ready to be stored; ``payload_json`` is its payload serialised once."""
-
-    workflow_id: uuid.UUID
-    event_type: str
-    outcome: EventOutcome
-    payload_json: str
-    idempotency_key: str
-    occurred_at: datetime
-    severity: Severity | None
-    signature: str | None
-    fingerprint_version: int | None
-    payload_hash: str
-    correlation_id: str | None
-
+from awfdrs.intake import NewEvent
 
 # One statement for the whole batch: the arrays are unnested server-side, so the statement text
 # (and its prepared plan) is the same whatever the batch size. It runs on the session's own
@@ -51,7 +32,7 @@ INSERT_MANY_SQL = """
               signature, fingerprint_version, payload_hash, correlation_id)
     ORDER BY u.idempotency_key
     ON CONFLICT ON CONSTRAINT uq_events_tenant_id_idempotency_key DO NOTHING
-    RETURNING idempotency_key
+    RETURNING idempotency_key, id
     """
 
 
@@ -60,15 +41,16 @@ class EventRepository(BaseRepository[Event]):
 
     model = Event
 
-    async def insert_new(self, rows: Sequence[NewEvent]) -> set[str]:
-        """Insert every row whose idempotency key is new; return the keys really inserted.
+    async def insert_new(self, rows: Sequence[NewEvent]) -> dict[str, uuid.UUID]:
+        """Insert every row whose idempotency key is new; return the keys really inserted, with
+        the ids of their rows.
 
         Existing keys are left untouched (``ON CONFLICT DO NOTHING``), so a redelivered batch
         inserts nothing. Rows go in key order, so two concurrent batches sharing keys wait on
         each other instead of deadlocking. Keys must be unique within ``rows``.
         """
         if not rows:
-            return set()
+            return {}
         ordered = sorted(rows, key=lambda r: r.idempotency_key)
         found = await fetch_raw(
             self.session,
@@ -86,7 +68,7 @@ class EventRepository(BaseRepository[Event]):
             [r.payload_hash for r in ordered],
             [r.correlation_id for r in ordered],
         )
-        return {row[0] for row in found}
+        return {row[0]: row[1] for row in found}
 
     async def payload_hashes(self, keys: Collection[str]) -> dict[str, str]:
         """Stored ``payload_hash`` by idempotency key, for the keys that exist."""

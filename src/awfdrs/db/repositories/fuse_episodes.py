@@ -68,8 +68,39 @@ class FuseEpisodeRepository(BaseRepository[FuseEpisode]):
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    async def unescalated(self) -> FuseEpisode | None:
-        stmt = (
-            self._select().where(FuseEpisode.escalated_at.is_(None)).order_by(FuseEpisode.opened_at)
+    async def claim_escalation(
+        self, episode_id: uuid.UUID, incident_id: uuid.UUID
+    ) -> FuseEpisode | None:
+        """Make ``incident_id`` the one sender of the episode's escalation, unless another
+        incident claimed it first; the episode when this incident owns it, else None."""
+        claimed = (
+            (
+                await self.session.execute(
+                    update(FuseEpisode)
+                    .where(
+                        self._in_scope(),
+                        FuseEpisode.id == episode_id,
+                        (FuseEpisode.escalation_incident_id.is_(None))
+                        | (FuseEpisode.escalation_incident_id == incident_id),
+                    )
+                    .values(
+                        escalation_incident_id=incident_id,
+                        escalation_claimed_at=func.coalesce(
+                            FuseEpisode.escalation_claimed_at, func.clock_timestamp()
+                        ),
+                    )
+                    .returning(FuseEpisode)
+                    .execution_options(synchronize_session=False, populate_existing=True)
+                )
+            )
+            .scalars()
+            .first()
         )
-        return (await self.session.execute(stmt.limit(1))).scalar_one_or_none()
+        return claimed
+
+    async def note_escalation_error(self, episode_id: uuid.UUID, error: str) -> None:
+        await self.session.execute(
+            update(FuseEpisode)
+            .where(self._in_scope(), FuseEpisode.id == episode_id)
+            .values(escalation_error=error[:2000])
+        )

@@ -6,36 +6,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, Uuid, any_, bindparam, func, select, text, update
+from sqlalchemy import String, Uuid, any_, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from awfdrs.db.models import Decision, Incident, Tenant
+from awfdrs.db.models import Incident, Tenant
 from awfdrs.db.repositories.base import BaseRepository, MutableMixin, as_conflict, fetch_raw
 from awfdrs.enums import (
     OPEN_INCIDENT_STATUSES,
     SEVERITY_ORDER,
     GateControl,
     IncidentStatus,
+    Phase,
     Severity,
 )
 from awfdrs.errors import NotFoundError
-
-
-@dataclass(frozen=True, slots=True)
-class FailureGroup:
-    """The failures of one signature among a batch's newly inserted events."""
-
-    signature: str
-    workflow_id: uuid.UUID
-    operation: str
-    title: str
-    count: int
-    first_seen_at: datetime
-    last_seen_at: datetime
-    severity: Severity
-    correlation_id: str | None
+from awfdrs.intake import FailureGroup
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,13 +37,6 @@ class IncidentTouch:
     opened: bool
     event_count: int
     regression_of: uuid.UUID | None
-
-
-@dataclass(frozen=True, slots=True)
-class Recovery:
-    incident_id: uuid.UUID
-    status: IncidentStatus
-    recovered_at: datetime
 
 
 # created_at is the transaction's now(), like the received_at of the events that open it, so an
@@ -125,18 +105,6 @@ UPSERT_SQL = """
     FROM ignored g
     """
 
-_RECOVERIES = text(
-    """
-    SELECT i.id, i.status, s.occurred_at
-    FROM unnest(CAST(:workflow_ids AS uuid[]), CAST(:operations AS text[]),
-                CAST(:occurred AS timestamptz[])) AS s(workflow_id, operation, occurred_at)
-    JOIN incidents i ON i.workflow_id = s.workflow_id AND i.operation = s.operation
-    WHERE i.tenant_id = CAST(:tenant_id AS uuid)
-      AND i.status IN ('NEW', 'ANALYZING', 'ACTIONED')
-      AND s.occurred_at >= i.last_seen_at
-    """
-)
-
 
 class IncidentRepository(MutableMixin[Incident], BaseRepository[Incident]):
     """Incidents of the tenant, and the set-based upsert ingest runs them through."""
@@ -183,27 +151,6 @@ class IncidentRepository(MutableMixin[Incident], BaseRepository[Incident]):
             for row in result
         ]
 
-    async def find_recoveries(
-        self, successes: Collection[tuple[uuid.UUID, str, datetime]]
-    ) -> list[Recovery]:
-        """Open incidents that a success of ``(workflow_id, operation, occurred_at)`` recovers.
-
-        A success counts only when it is not older than the incident's last failure.
-        """
-        if not successes:
-            return []
-        rows = list(successes)
-        result = await self.session.execute(
-            _RECOVERIES,
-            {
-                "tenant_id": str(self.tenant_id),
-                "workflow_ids": [r[0] for r in rows],
-                "operations": [r[1] for r in rows],
-                "occurred": [r[2] for r in rows],
-            },
-        )
-        return [Recovery(row.id, IncidentStatus(row.status), row.occurred_at) for row in result]
-
     async def search(
         self,
         *,
@@ -245,24 +192,32 @@ class IncidentRepository(MutableMixin[Incident], BaseRepository[Incident]):
         )
         return int((await self.session.execute(stmt)).scalar_one())
 
-    async def held_by(
-        self, control: GateControl, workflow_id: uuid.UUID | None = None
-    ) -> Sequence[uuid.UUID]:
-        """Open incidents (of ``workflow_id`` if given) whose latest decision ``control`` held."""
-        latest = (
-            select(Decision.gate)
-            .where(Decision.incident_id == Incident.id, Decision.tenant_id == self.tenant_id)
-            .order_by(Decision.created_at.desc(), Decision.id.desc())
-            .limit(1)
-            .scalar_subquery()
-        )
+    async def list_held(self, workflow_id: uuid.UUID | None = None) -> Sequence[uuid.UUID]:
+        """Open incidents (of ``workflow_id`` if given) whose workflow waits held by a control."""
         stmt = self._scoped(Incident.id).where(
-            Incident.status.in_(OPEN_INCIDENT_STATUSES), latest == control
+            Incident.status.in_(OPEN_INCIDENT_STATUSES), Incident.phase == Phase.HELD
         )
         if workflow_id is not None:
             stmt = stmt.where(Incident.workflow_id == workflow_id)
         ids: Sequence[uuid.UUID] = (await self.session.execute(stmt)).scalars().all()
         return ids
+
+    async def note_phase(
+        self,
+        incident_id: uuid.UUID,
+        phase: Phase,
+        reason: str | None,
+        held_by: GateControl | None = None,
+    ) -> bool:
+        """Record the phase an open incident's workflow waits in; False when it is closed."""
+        scoped = self._where_id(incident_id).whereclause
+        assert scoped is not None
+        result = await self.session.execute(
+            update(Incident)
+            .where(scoped, Incident.status.in_(OPEN_INCIDENT_STATUSES))
+            .values(phase=phase, phase_reason=reason, held_by=held_by)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def find_open_by_signature(self, signature: str) -> Incident | None:
         stmt = self._select().where(

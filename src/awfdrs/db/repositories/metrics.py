@@ -3,7 +3,7 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from awfdrs.enums import GateControl, IncidentStatus
+from awfdrs.enums import GateControl, IncidentStatus, Phase
 
 
 class MetricsRepository:
@@ -19,8 +19,16 @@ class MetricsRepository:
         )
         return {IncidentStatus(status): int(count) for status, count in rows.all()}
 
+    async def phase_counts(self) -> dict[Phase, int]:
+        """Open incidents by the phase their workflow waits in."""
+        rows = await self.session.execute(
+            text("SELECT phase, incidents FROM awfdrs_phase_counts()")
+        )
+        return {Phase(phase): int(count) for phase, count in rows.all()}
+
     async def held_counts(self) -> dict[GateControl, int]:
-        """Open incidents whose latest decision was held, by the control that held it."""
+        """Open incidents held by a control (kill switch, fuse), and those waiting for an approval
+        (counted under the control that asked for it: confidence or reversibility)."""
         rows = await self.session.execute(text("SELECT gate, incidents FROM awfdrs_held_counts()"))
         counts = dict.fromkeys(GateControl, 0)
         for gate, count in rows.all():

@@ -1,0 +1,374 @@
+"""Sending one affected request again: the last checks and the claim, one attempt, its record.
+
+The claim transaction takes the tenant's kill-switch lock (shared) and runs again the controls
+an approval cannot lift (kill switch, remediation mode, fuse, budget), then, under the vendor's
+row lock, asks the circuit breaker and the rate limit, and only then moves the request to SENT
+with a lease as long as the attempt may take. It commits before the vendor is called, so the
+record shows the attempt even if the worker dies during the call; the answer is written in a
+second transaction. No transaction is held open across the network, and no second attempt of
+a request starts while an earlier one's lease runs: attempts never overlap at the vendor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from awfdrs.activities.context import IncidentContext, incident_fields
+from awfdrs.contracts import SendCommand
+from awfdrs.db.models import RemediationRequest, Vendor
+from awfdrs.db.repositories import (
+    IncidentRepository,
+    KillSwitchRepository,
+    RequestRepository,
+    VendorCallRepository,
+    VendorRepository,
+)
+from awfdrs.db.session import tenant_session
+from awfdrs.enums import ActionType, GateControl, GateEffect, RequestStatus
+from awfdrs.lifecycle import RequestOutcome
+from awfdrs.metrics import Metrics
+from awfdrs.remediation import breaker, rate_limit
+from awfdrs.remediation.executors import (
+    Executed,
+    Replay,
+    RequestCannotBeSent,
+    RetryExecutor,
+    TransientActionError,
+)
+from awfdrs.remediation.gate import Gate, Hold
+from awfdrs.words import span
+
+log = activity.logger
+HEARTBEAT_EVERY = 2.0
+
+
+class Deferred(Exception):
+    """Not now: the vendor's breaker or rate limit, or an earlier attempt's lease."""
+
+    def __init__(self, delay: timedelta, reason: str) -> None:
+        super().__init__(reason)
+        self.delay = max(delay, timedelta(milliseconds=50))
+        self.reason = reason
+
+
+def http_timeout(attempt_timeout: float) -> float:
+    """The vendor call must be over before the attempt's own timeout (and its lease) ends, so
+    Temporal never starts the next attempt while this one may still reach the vendor."""
+    return max(0.5, attempt_timeout - min(2.0, attempt_timeout * 0.2))
+
+
+def outcome(request: RemediationRequest, **extra: object) -> RequestOutcome:
+    return RequestOutcome.model_validate(
+        {
+            "request_id": request.id,
+            "status": request.status,
+            "attempts": request.attempts,
+            "status_code": request.last_status_code,
+            "error": request.last_error,
+            **extra,
+        }
+    )
+
+
+class RequestActivities:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        retry: RetryExecutor,
+        gate: Gate,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self._retry = retry
+        self._gate = gate
+        self._metrics = metrics or Metrics()
+
+    @activity.defn(name="send_request")
+    async def send(self, command: SendCommand) -> RequestOutcome:
+        """One attempt at one request; a request already settled is reported, never resent.
+
+        Held by a kill switch or the fuse, it stays PENDING and the outcome says so; stopped by
+        the mode (shadow: recorded SHADOWED) or the budget likewise. Deferred by the breaker,
+        the rate limit or an earlier attempt's lease, it is retried with the exact delay until
+        the tenant's maximum deferral, then reported as given up. A transient failure is
+        recorded and raised for Temporal to retry (with the vendor's Retry-After); after the
+        last allowed attempt it is the request's final failure.
+        """
+        try:
+            claimed = await self._claim(command)
+        except Deferred as deferred:
+            return await self._defer(command, deferred)
+        if isinstance(claimed, RequestOutcome):
+            return claimed
+        request, replay, permit = claimed
+        try:
+            executed = await self._call(replay)
+        except TransientActionError as exc:
+            return await self._transient(command, request, permit, exc)
+        except RequestCannotBeSent as exc:
+            executed = Executed(False, str(exc), {}, error=str(exc))
+            return await self._record(command, executed, permit, healthy=None)
+        # A permanent 4xx is the request's fault: the vendor answered, so it counts as healthy.
+        return await self._record(command, executed, permit, healthy=True)
+
+    async def _claim(
+        self, command: SendCommand
+    ) -> RequestOutcome | tuple[RemediationRequest, Replay, tuple[Vendor, breaker.Permit]]:
+        now = datetime.now(UTC)
+        async with tenant_session(self._sessions, command.tenant_id) as session:
+            requests = RequestRepository(session, tenant_id=command.tenant_id)
+            request = await requests.get(command.request_id)
+            if request.status.is_final:
+                return outcome(request)
+            lease = request.lease_until
+            if request.status is RequestStatus.SENT and lease is not None and lease > now:
+                raise Deferred(lease - now, "an earlier attempt may still be in flight")
+            incident = await IncidentRepository(session, tenant_id=command.tenant_id).get(
+                command.incident_id
+            )
+            if not incident.status.is_open:
+                return outcome(request, reason=f"the incident is {incident.status.value}")
+            if request.vendor_id is None:
+                await requests.settle_unsent(
+                    incident.id,
+                    to=RequestStatus.FAILED,
+                    ids=[request.id],
+                    note=f"vendor {request.vendor_name or '(none given)'} is not registered: "
+                    "nowhere to send it",
+                )
+                return outcome(await requests.get(request.id))
+            key = await requests.key_state(request)
+            if key.succeeded_at is not None:
+                done = key.succeeded_at.astimezone(UTC).isoformat(timespec="seconds")
+                # Sent by another incident under the same key: remediated if that success
+                # answered this failure; a failure after it is new, and never sent twice.
+                await requests.settle_unsent(
+                    incident.id,
+                    to=RequestStatus.SUCCEEDED if key.covered else RequestStatus.FAILED,
+                    ids=[request.id],
+                    note=f"sent once, by another incident, under the same key: it succeeded at "
+                    f"{done}"
+                    if key.covered
+                    else f"already succeeded under the same key ({done}) and failed again: "
+                    "never sent twice, for a human to look at",
+                )
+                return outcome(await requests.get(request.id))
+            if key.busy_until is not None:
+                raise Deferred(key.busy_until - now, "the same request is in flight elsewhere")
+            context = await IncidentContext.load(session, command.tenant_id, incident)
+            await KillSwitchRepository(session, tenant_id=command.tenant_id).lock_for_enforcement()
+            gate = context.gate_input(ActionType.RETRY, 1.0, True)
+            # A request already sent once is already counted by the budget: its retries are
+            # not new actions on the tenant's systems.
+            hold = await self._gate.claim_check(
+                dataclasses.replace(gate, counted=request.sent_at is not None), session
+            )
+            if hold is not None:
+                return await self._held(requests, request, hold)
+            vendor, permit = await self._vendor_permit(session, request, command)
+            claimed = await requests.claim(
+                request.id, action_id=command.action_id, lease_seconds=command.timeout_seconds
+            )
+            if claimed is None:
+                if permit.probe:
+                    breaker.release_probe(vendor)
+                current = await requests.get(request.id)
+                if current.status.is_final:
+                    return outcome(current)
+                raise Deferred(timedelta(seconds=1), "claimed elsewhere; looking again")
+            replay = Replay(
+                idempotency_key=claimed.idempotency_key,
+                method=claimed.method or "POST",
+                path=claimed.path or "/",
+                body=claimed.body,
+                headers=dict(claimed.headers or {}),
+                vendor_base_url=vendor.base_url,
+                timeout=http_timeout(command.timeout_seconds),
+            )
+            log.info(
+                "sending %s %s (attempt %d, key %s)",
+                replay.method,
+                replay.path,
+                claimed.attempts,
+                claimed.idempotency_key,
+                extra=incident_fields(incident, request_id=claimed.id),
+            )
+            return claimed, replay, (vendor, permit)
+
+    async def _held(
+        self, requests: RequestRepository, request: RemediationRequest, hold: Hold
+    ) -> RequestOutcome:
+        control, effect, reason = hold.control, hold.effect, hold.reason
+        if control in (GateControl.KILL_SWITCH, GateControl.FUSE):
+            return outcome(request, held_by=control, reason=reason, episode_id=hold.episode_id)
+        if effect is GateEffect.SHADOW:
+            await requests.settle_unsent(
+                request.incident_id,
+                to=RequestStatus.SHADOWED,
+                ids=[request.id],
+                note=f"not sent: {reason}",
+            )
+            request = await requests.get(request.id)
+        return outcome(request, stopped_by=control, reason=reason)
+
+    async def _vendor_permit(
+        self, session: AsyncSession, request: RemediationRequest, command: SendCommand
+    ) -> tuple[Vendor, breaker.Permit]:
+        """Ask the breaker and the rate limit, under the vendor's row lock; Deferred if not now."""
+        assert request.vendor_id is not None
+        vendor = await VendorRepository(session).get_for_update(request.vendor_id)
+        now = datetime.now(UTC)
+        lease = timedelta(seconds=command.timeout_seconds)
+        permit = breaker.acquire(vendor, now, lease=lease)
+        if isinstance(permit, breaker.Blocked):
+            raise Deferred(permit.retry_after, permit.reason)
+        wait = await rate_limit.claim_slot(VendorCallRepository(session), vendor, now)
+        if wait is not None:
+            if permit.probe:
+                breaker.release_probe(vendor)
+            raise Deferred(
+                wait, f"rate limit of {vendor.name}: next free slot in {wait.total_seconds():.2f}s"
+            )
+        return vendor, permit
+
+    async def _call(self, replay: Replay) -> Executed:
+        """The vendor call, heartbeating while it runs. A cancellation (the incident was closed,
+        the worker stops) does not cut a call that already left: it lands and is recorded."""
+        call = asyncio.ensure_future(self._retry.send(replay))
+        while True:
+            try:
+                done, _ = await asyncio.wait({call}, timeout=HEARTBEAT_EVERY)
+            except asyncio.CancelledError:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait({call})
+                if call.done() and not call.cancelled():
+                    # The call landed: its answer is recorded like any other (a transient
+                    # failure of a closed incident's request is then cancelled, not retried).
+                    return call.result()
+                raise
+            if done:
+                return call.result()
+            with contextlib.suppress(RuntimeError):
+                activity.heartbeat()
+
+    async def _defer(self, command: SendCommand, deferred: Deferred) -> RequestOutcome:
+        """Wait for the vendor (a retry with the exact delay) or, past the maximum, give up."""
+        async with tenant_session(self._sessions, command.tenant_id) as session:
+            since = await RequestRepository(session, tenant_id=command.tenant_id).note_deferral(
+                command.request_id
+            )
+        waited = datetime.now(UTC) - since
+        limit = timedelta(seconds=command.max_deferral_seconds)
+        if waited + deferred.delay <= limit:
+            raise ApplicationError(
+                f"deferred: {deferred.reason}",
+                type="RequestDeferred",
+                next_retry_delay=deferred.delay,
+            )
+        return RequestOutcome(
+            request_id=command.request_id,
+            status=RequestStatus.PENDING,
+            gave_up_waiting=True,
+            reason=f"the vendor stayed unavailable for longer than {span(limit)}: "
+            f"{deferred.reason}",
+        )
+
+    async def _transient(
+        self,
+        command: SendCommand,
+        request: RemediationRequest,
+        permit: tuple[Vendor, breaker.Permit],
+        exc: TransientActionError,
+    ) -> RequestOutcome:
+        attempts = request.attempts
+        if not await self._incident_open(command):
+            # Closed while this attempt was in flight: it is not retried.
+            async with tenant_session(self._sessions, command.tenant_id) as session:
+                await self._record_call(session, permit, exc.rate_limited, exc.retry_after)
+                requests = RequestRepository(session, tenant_id=command.tenant_id)
+                finished = await requests.finish(
+                    command.request_id,
+                    status=RequestStatus.CANCELLED,
+                    status_code=exc.status_code,
+                    response=exc.response,
+                    error=f"attempt {attempts}: {exc}",
+                    note="in flight when the incident was closed; it failed and was not retried",
+                )
+                row = finished or await requests.get(command.request_id)
+            return outcome(row)
+        if attempts >= command.max_attempts:
+            failed = Executed(
+                False,
+                str(exc),
+                {},
+                error=f"gave up after {attempts} attempts: {exc}",
+                status_code=exc.status_code,
+                response=exc.response,
+            )
+            return await self._record(command, failed, permit, healthy=exc.rate_limited)
+        async with tenant_session(self._sessions, command.tenant_id) as session:
+            # A 429 is the vendor pacing us, not failing: honoured, not held against it.
+            await self._record_call(session, permit, exc.rate_limited, exc.retry_after)
+            await RequestRepository(session, tenant_id=command.tenant_id).finish(
+                command.request_id,
+                status=RequestStatus.PENDING,
+                status_code=exc.status_code,
+                response=exc.response,
+                error=f"attempt {attempts}: {exc}",
+            )
+        delay = timedelta(seconds=exc.retry_after) if exc.retry_after is not None else None
+        raise ApplicationError(str(exc), type="TransientActionError", next_retry_delay=delay)
+
+    async def _incident_open(self, command: SendCommand) -> bool:
+        async with tenant_session(self._sessions, command.tenant_id) as session:
+            incident = await IncidentRepository(session, tenant_id=command.tenant_id).get(
+                command.incident_id
+            )
+            return incident.status.is_open
+
+    async def _record(
+        self,
+        command: SendCommand,
+        executed: Executed,
+        permit: tuple[Vendor, breaker.Permit],
+        *,
+        healthy: bool | None,
+    ) -> RequestOutcome:
+        async with tenant_session(self._sessions, command.tenant_id) as session:
+            await self._record_call(session, permit, healthy)
+            requests = RequestRepository(session, tenant_id=command.tenant_id)
+            finished = await requests.finish(
+                command.request_id,
+                status=RequestStatus.SUCCEEDED if executed.succeeded else RequestStatus.FAILED,
+                status_code=executed.status_code,
+                response=executed.response,
+                error=executed.error,
+            )
+            request = finished or await requests.get(command.request_id)
+        self._metrics.requests.add(1, {"outcome": request.status.value})
+        return outcome(request)
+
+    @staticmethod
+    async def _record_call(
+        session: AsyncSession,
+        permit: tuple[Vendor, breaker.Permit],
+        healthy: bool | None,
+        retry_after: float | None = None,
+    ) -> None:
+        row, granted = permit
+        locked = await VendorRepository(session).get_for_update(row.id)
+        now = datetime.now(UTC)
+        if healthy is None:
+            if granted.probe:
+                breaker.release_probe(locked)  # the call never reached the vendor
+            return
+        breaker.record(locked, now, healthy=healthy, probe=granted.probe)
+        if retry_after is not None:
+            rate_limit.note_retry_after(locked, now, retry_after)

@@ -1,0 +1,22 @@
+"""Small helpers that put values into words the same way everywhere (CLI, UI, escalations)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+
+def span(delta: timedelta | float) -> str:
+    """``1h 2m 3s``: durations as people read them, never ``1:02:03``."""
+    seconds = delta.total_seconds() if isinstance(delta, timedelta) else float(delta)
+    if seconds < 10 and seconds != int(seconds):
+        return f"{seconds:.1f}s"
+    whole = round(seconds)
+    days, rest = divmod(whole, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{v}{u}" for v, u in ((days, "d"), (hours, "h"), (minutes, "m"), (secs, "s")) if v]
+    return " ".join(parts) or "0s"
+
+
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    return f"{count} {noun if count == 1 else nouns or noun + 's'}"
