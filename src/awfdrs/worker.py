@@ -63,6 +63,12 @@ def build_worker(
     connection for its whole run, a regular one only around its vendor call, so the pool must
     hold ``max_concurrent_local_activities + max_concurrent_activities`` connections or work
     queues on the pool instead of on Temporal (where updates and shutdown are not blocked).
+    Workflow task slots equal the local activity slots: each workflow task runs at most one
+    local activity at a time, so a burst of incidents waits in Temporal's task queue (where
+    waiting costs nothing) instead of in the worker's local activity queue, where the wait
+    counts against the activity's few-second budget: measured, 2,000 incidents at once with
+    100 workflow task slots timed nearly every local activity out, and their retries kept the
+    worker saturated for minutes while almost nothing resolved.
     ``sandboxed`` runs the workflows in Temporal's sandbox, which re-imports their modules for
     every workflow started: safer while developing, measurably slower in production.
     """
@@ -99,6 +105,7 @@ def build_worker(
         ],
         max_concurrent_activities=max_concurrent_activities,
         max_concurrent_local_activities=max_concurrent_local_activities,
+        max_concurrent_workflow_tasks=max_concurrent_local_activities,
         workflow_runner=SandboxedWorkflowRunner() if sandboxed else UnsandboxedWorkflowRunner(),
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
     )
