@@ -116,6 +116,31 @@ def worker() -> None:
     run(command)
 
 
+def api(
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on [default: AWFDRS_API_HOST, 127.0.0.1]")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port [default: AWFDRS_API_PORT, 8000]; 0 picks a free one")
+    ] = None,
+) -> None:
+    """Serve the HTTP edge: events in four formats, per-tenant keys, /openapi.json, /healthz.
+
+    Example: AWFDRS_DATABASE_URL=postgresql://awfdrs_app@db/awfdrs awfdrs api --port 8000
+    """
+    from awfdrs.cli.common import cli_settings, describe_failure, fail
+
+    try:
+        settings = cli_settings()
+        logs.configure(settings.log_level, settings.log_format)
+        settings.require_database_url()
+        from awfdrs.api.server import run_api
+
+        run_api(settings, host or settings.api_host, settings.api_port if port is None else port)
+    except Exception as error:
+        fail(describe_failure(error, None))
+
+
 def migrate() -> None:
     """Apply the database migrations as the owner, give awfdrs_app the password of
     AWFDRS_DATABASE_URL (when it has one), and register Temporal's search attributes.
