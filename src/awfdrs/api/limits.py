@@ -60,9 +60,9 @@ class Quotas:
     """A token bucket of events per tenant, in this process (each API replica keeps its own,
     so N replicas behind a balancer allow up to N times the rate; see docs/API.md).
 
-    A request is admitted while the bucket is not empty and then pays for all its events, which
-    may take the bucket below zero: a batch larger than the burst still goes through once, and
-    the debt holds the tenant's next requests back until it is paid.
+    A request is admitted when the bucket holds a token per event (or is full, for a batch
+    larger than the burst) and then pays for all its events; a batch larger than the burst
+    takes the bucket below zero, and that debt holds the tenant's next requests back.
     """
 
     def __init__(self) -> None:
@@ -77,8 +77,9 @@ class Quotas:
             bucket = self._buckets[tenant_id] = _Bucket(burst, now)
         bucket.tokens = min(burst, bucket.tokens + (now - bucket.at) * rate)
         bucket.at = now
-        if bucket.tokens <= 0 and events > 0:
-            return (1.0 - bucket.tokens) / rate
+        needed = min(float(events), burst)
+        if events > 0 and bucket.tokens < needed:
+            return (needed - bucket.tokens) / rate
         bucket.tokens -= events
         return None
 

@@ -10,6 +10,14 @@ from pydantic import BaseModel
 from awfdrs.contracts import IncidentChange, IngestResult, Outcome
 
 
+def _sendable(text: str | None) -> str | None:
+    """Text echoed from the sender as valid UTF-8: a rejected key may hold a lone surrogate,
+    which JSON cannot carry; it is shown escaped (``\\ud800``) instead of failing the answer."""
+    if text is None or text.isascii():
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 class EventOutcome(BaseModel):
     """One input event's fate. ``index`` is its position in the request."""
 
@@ -44,7 +52,10 @@ class IngestResponse(BaseModel):
             rejected=result.count(Outcome.REJECTED),
             outcomes=[
                 EventOutcome(
-                    index=i, idempotency_key=o.idempotency_key, outcome=o.outcome, reason=o.reason
+                    index=i,
+                    idempotency_key=_sendable(o.idempotency_key),
+                    outcome=o.outcome,
+                    reason=_sendable(o.reason),
                 )
                 for i, o in enumerate(result.outcomes)
             ],
