@@ -79,9 +79,7 @@ async def api_url(
 ) -> str:
     """One API process per test module (its task queue has no worker: nothing is dispatched)."""
     process = ApiProcess(
-        api_env(
-            database.app_url, temporal_env.client.service_client.config.target_host, api_queue
-        ),
+        api_env(database.app_url, temporal_env.client.service_client.config.target_host, api_queue),
         api_logs / "api.log",
     )
     api_processes.append(process)

@@ -28,7 +28,9 @@ def now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def event(sender: Sender, key: str, event_type: str = "payment.failed", **more: Any) -> dict[str, Any]:
+def event(
+    sender: Sender, key: str, event_type: str = "payment.failed", **more: Any
+) -> dict[str, Any]:
     return {
         "workflow_id": str(sender.tenant.workflow_id),
         "event_type": event_type,
@@ -39,9 +41,7 @@ def event(sender: Sender, key: str, event_type: str = "payment.failed", **more: 
     }
 
 
-async def post_events(
-    http: httpx.AsyncClient, sender: Sender, events: list[Any]
-) -> httpx.Response:
+async def post_events(http: httpx.AsyncClient, sender: Sender, events: list[Any]) -> httpx.Response:
     return await http.post("/v1/events", json={"events": events}, headers=sender.auth)
 
 
@@ -61,7 +61,8 @@ async def test_health_says_both_answer(http: httpx.AsyncClient) -> None:
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["status"] == "ok"
-    assert body["postgres"]["ok"] and body["temporal"]["ok"]
+    assert body["postgres"]["ok"]
+    assert body["temporal"]["ok"]
 
 
 # --- native -----------------------------------------------------------------------------------
@@ -78,7 +79,8 @@ async def test_native_events_land_once_with_outcomes_in_order(
     assert [o["outcome"] for o in body["outcomes"]] == ["accepted", "accepted", "rejected"]
     assert [o["index"] for o in body["outcomes"]] == [0, 1, 2]
     assert "workflow_id" in body["outcomes"][2]["reason"]
-    assert len(body["incidents"]) == 1 and body["incidents"][0]["opened"]
+    assert len(body["incidents"]) == 1
+    assert body["incidents"][0]["opened"]
     again = await post_events(http, sender, events[:2])
     assert [o["outcome"] for o in again.json()["outcomes"]] == ["duplicate", "duplicate"]
     assert await count_events(committed_sessions, sender.tenant.id) == 2
@@ -160,7 +162,9 @@ async def test_a_body_over_one_mebibyte_is_a_413_naming_the_limit(
 ) -> None:
     big = json.dumps({"events": [event(sender, "big", payload={"x": "y" * (1024 * 1024)})]})
     declared = await http.post(
-        "/v1/events", content=big.encode(), headers={**sender.auth, "Content-Type": "application/json"}
+        "/v1/events",
+        content=big.encode(),
+        headers={**sender.auth, "Content-Type": "application/json"},
     )
     assert declared.status_code == 413
     assert "1048576 bytes (1 MiB)" in declared.json()["message"]
@@ -188,10 +192,12 @@ async def test_requests_without_a_valid_key_are_401(
     assert missing.status_code == 401
     assert missing.headers["www-authenticate"].startswith("Bearer")
     malformed = await http.post("/v1/events", json=body, headers={"Authorization": "Bearer nope"})
-    assert malformed.status_code == 401 and "malformed" in malformed.json()["message"]
+    assert malformed.status_code == 401
+    assert "malformed" in malformed.json()["message"]
     forged = sender.key[:-4] + ("AAAA" if not sender.key.endswith("AAAA") else "BBBB")
     wrong = await http.post("/v1/events", json=body, headers={"Authorization": f"Bearer {forged}"})
-    assert wrong.status_code == 401 and "not valid" in wrong.json()["message"]
+    assert wrong.status_code == 401
+    assert "not valid" in wrong.json()["message"]
 
 
 async def test_a_viewer_key_cannot_send_events(
@@ -239,7 +245,8 @@ async def test_an_expired_key_is_refused_and_rotation_overlaps(
     assert (await http.post("/v1/events", json=body, headers=auth)).status_code == 200
     await asyncio.sleep(2.2)
     expired = await http.post("/v1/events", json=body, headers=auth)
-    assert expired.status_code == 401 and "expired" in expired.json()["message"]
+    assert expired.status_code == 401
+    assert "expired" in expired.json()["message"]
     # The tenant's other key still works: several keys are active at once.
     assert (await post_events(http, sender, [event(sender, "e-2")])).status_code == 200
 
@@ -266,15 +273,14 @@ async def test_a_tenant_over_its_quota_gets_429_with_retry_after(
         json={"version": "4", "alerts": [firing("q-am")]},
         headers=slow.auth,
     )
-    assert alerts.status_code == 503 and "retry-after" in alerts.headers
+    assert alerts.status_code == 503
+    assert "retry-after" in alerts.headers
     # The quota is a setting, read again within seconds.
     await update_tenant_settings(committed_sessions, slow.tenant.id, {"ingest_burst": 1000})
 
 
 @pytest.fixture
-async def unreachable_api(
-    temporal_env: WorkflowEnvironment, tmp_path: Path
-) -> AsyncIterator[str]:
+async def unreachable_api(temporal_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[str]:
     """An API whose PostgreSQL does not answer (nothing listens on its port)."""
     import socket
 
@@ -337,7 +343,9 @@ async def test_the_in_flight_limit_answers_503_at_once(
     try:
         async with httpx.AsyncClient(base_url=url, timeout=30) as client:
             headers = {**sender.auth, "Content-Type": "application/json"}
-            held = asyncio.create_task(client.post("/v1/events", content=slow_body(), headers=headers))
+            held = asyncio.create_task(
+                client.post("/v1/events", content=slow_body(), headers=headers)
+            )
             await asyncio.sleep(0.5)
             refused = await client.post(
                 "/v1/events", json={"events": [event(sender, "f-1")]}, headers=sender.auth
@@ -391,7 +399,9 @@ async def test_cloudevents_structured_batched_and_binary(
         {k: v for k, v in cloudevent(sender, "ce-4").items() if k != "source"},
     ]
     batched = await http.post(
-        "/v1/cloudevents", content=json.dumps(batch), headers={**sender.auth, "Content-Type": CE_BATCH}
+        "/v1/cloudevents",
+        content=json.dumps(batch),
+        headers={**sender.auth, "Content-Type": CE_BATCH},
     )
     outcomes = batched.json()["outcomes"]
     assert [o["outcome"] for o in outcomes] == ["duplicate", "accepted", "rejected", "rejected"]
@@ -413,7 +423,12 @@ async def test_cloudevents_structured_batched_and_binary(
     )
     assert binary.status_code == 200, binary.text
     assert binary.json()["outcomes"][0]["outcome"] == "accepted"
-    assert await count_events(committed_sessions, sender.tenant.id, "event_type = 'com.acme.payment.failed'") == 3
+    assert (
+        await count_events(
+            committed_sessions, sender.tenant.id, "event_type = 'com.acme.payment.failed'"
+        )
+        == 3
+    )
 
 
 @pytest.mark.parametrize("attribute", ["id", "source", "type", "specversion", "time", "workflow"])
@@ -422,7 +437,9 @@ async def test_a_cloudevent_missing_a_required_attribute_is_a_400_naming_it(
 ) -> None:
     incomplete = {k: v for k, v in cloudevent(sender, "m-1").items() if k != attribute}
     response = await http.post(
-        "/v1/cloudevents", content=json.dumps(incomplete), headers={**sender.auth, "Content-Type": CE}
+        "/v1/cloudevents",
+        content=json.dumps(incomplete),
+        headers={**sender.auth, "Content-Type": CE},
     )
     assert response.status_code == 400
     assert response.json()["message"].startswith(f"{attribute}:")
@@ -471,12 +488,25 @@ async def test_alertmanager_firing_then_resolved(
     resolved = {**alert, "status": "resolved", "endsAt": "2026-12-01T12:10:00Z"}
     done = await http.post(
         "/v1/alertmanager",
-        json={**payload, "alerts": [{**resolved, "labels": {**alert["labels"], "workflow": "payments"}}]},
+        json={
+            **payload,
+            "alerts": [{**resolved, "labels": {**alert["labels"], "workflow": "payments"}}],
+        },
         headers=sender.auth,
     )
     assert done.json()["outcomes"][0]["outcome"] == "accepted"
-    assert await count_events(committed_sessions, sender.tenant.id, "event_type = 'alert.payment_errors.failed'") == 1
-    assert await count_events(committed_sessions, sender.tenant.id, "event_type = 'alert.payment_errors.recovered'") == 1
+    assert (
+        await count_events(
+            committed_sessions, sender.tenant.id, "event_type = 'alert.payment_errors.failed'"
+        )
+        == 1
+    )
+    assert (
+        await count_events(
+            committed_sessions, sender.tenant.id, "event_type = 'alert.payment_errors.recovered'"
+        )
+        == 1
+    )
     nameless = await http.post("/v1/alertmanager", json=payload, headers=sender.auth)
     assert nameless.json()["outcomes"][0]["outcome"] == "rejected"
     assert "workflow" in nameless.json()["outcomes"][0]["reason"]
@@ -497,20 +527,26 @@ async def test_pagerduty_trigger_and_resolve_meet_by_dedup_key(
     answer = await http.post("/v2/enqueue?workflow=payments", json=trigger)
     assert answer.status_code == 202, answer.text
     body = answer.json()
-    assert body["status"] == "success" and body["message"] == "Event processed"
+    assert body["status"] == "success"
+    assert body["message"] == "Event processed"
     assert body["dedup_key"] == "checkout-42"
     assert body["outcome"]["outcome"] == "accepted"
     again = await http.post("/v2/enqueue?workflow=payments", json=trigger)
     assert again.json()["outcome"]["outcome"] == "duplicate"
     resolve = {"routing_key": sender.key, "event_action": "resolve", "dedup_key": "checkout-42"}
     resolved = await http.post("/v2/enqueue?workflow=payments", json=resolve)
-    assert resolved.status_code == 202 and resolved.json()["outcome"]["outcome"] == "accepted"
-    assert await count_events(committed_sessions, sender.tenant.id, "correlation_id = 'checkout-42'") == 2
+    assert resolved.status_code == 202
+    assert resolved.json()["outcome"]["outcome"] == "accepted"
+    assert (
+        await count_events(committed_sessions, sender.tenant.id, "correlation_id = 'checkout-42'")
+        == 2
+    )
     # Without a dedup_key one is derived from the content: a resend is still a duplicate.
     anonymous = {k: v for k, v in trigger.items() if k != "dedup_key"}
     one = (await http.post("/v2/enqueue?workflow=payments", json=anonymous)).json()
     two = (await http.post("/v2/enqueue?workflow=payments", json=anonymous)).json()
-    assert one["dedup_key"] == two["dedup_key"] and two["outcome"]["outcome"] == "duplicate"
+    assert one["dedup_key"] == two["dedup_key"]
+    assert two["outcome"]["outcome"] == "duplicate"
 
 
 async def test_pagerduty_refusals(http: httpx.AsyncClient, sender: Sender) -> None:
@@ -529,7 +565,8 @@ async def test_pagerduty_refusals(http: httpx.AsyncClient, sender: Sender) -> No
     no_workflow = await http.post(
         "/v2/enqueue", json={"routing_key": sender.key, "event_action": "resolve", "dedup_key": "x"}
     )
-    assert no_workflow.status_code == 400 and "workflow" in no_workflow.json()["errors"][0]
+    assert no_workflow.status_code == 400
+    assert "workflow" in no_workflow.json()["errors"][0]
 
 
 async def test_keys_through_the_cli(
@@ -549,7 +586,8 @@ async def test_keys_through_the_cli(
     assert created.returncode == 0, created.stderr
     made = json.loads(created.stdout)
     assert {"key", "id", "tenant_id", "role"} <= set(made)
-    assert made["tenant_id"] == str(sender.tenant.id) and made["role"] == "ingest"
+    assert made["tenant_id"] == str(sender.tenant.id)
+    assert made["role"] == "ingest"
     auth = {"Authorization": f"Bearer {made['key']}"}
     body = {"events": [event(sender, "cli-1")]}
     assert (await http.post("/v1/events", json=body, headers=auth)).status_code == 200
@@ -564,8 +602,10 @@ async def test_keys_through_the_cli(
     await asyncio.sleep(4.5)
     assert (await http.post("/v1/events", json=body, headers=auth)).status_code == 401
     missing = await asyncio.to_thread(awfdrs, env, "keys", "revoke", str(uuid.uuid4()))
-    assert missing.returncode == 1 and "not found" in missing.stderr.lower()
+    assert missing.returncode == 1
+    assert "not found" in missing.stderr.lower()
     bad_role = await asyncio.to_thread(
         awfdrs, env, "keys", "create", "--tenant", sender.tenant.name, "--role", "root"
     )
-    assert bad_role.returncode != 0 and "--role" in bad_role.stderr
+    assert bad_role.returncode != 0
+    assert "--role" in bad_role.stderr

@@ -83,16 +83,19 @@ class ApiProcess:
         self.process: subprocess.Popen[bytes] | None = None
         self.url = ""
 
-    async def start(self, ready_within: float = 30.0) -> str:
-        """Start and wait until it listens; returns its URL (the port is picked anew)."""
-        offset = self.log.stat().st_size if self.log.exists() else 0
+    def _spawn(self) -> subprocess.Popen[bytes]:
         with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
+            return subprocess.Popen(
                 [sys.executable, "-m", "awfdrs", "api", "--port", "0"],
                 env=self._env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
+
+    async def start(self, ready_within: float = 30.0) -> str:
+        """Start and wait until it listens; returns its URL (the port is picked anew)."""
+        offset = self.log.stat().st_size if self.log.exists() else 0
+        self.process = self._spawn()
         deadline = asyncio.get_running_loop().time() + ready_within
         marker = b"api listening on "
         while True:

@@ -24,7 +24,12 @@ from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from temporalio.client import Client
 
 from awfdrs import jsonbatch
@@ -121,12 +126,16 @@ async def principal_of(request: Request, key: str | None = None) -> Principal:
     return principal
 
 
-async def workflow_names(edge: Edge, tenant_id: uuid.UUID, wanted: set[str]) -> dict[str, uuid.UUID]:
+async def workflow_names(
+    edge: Edge, tenant_id: uuid.UUID, wanted: set[str]
+) -> dict[str, uuid.UUID]:
     """The tenant's workflows by name, cached for a few seconds; re-read when a wanted name is
     missing, so a workflow added a moment ago is found."""
     cached = edge.names.get(tenant_id)
-    if cached is not None and time.monotonic() - cached[0] < NAMES_SECONDS and wanted <= set(
-        cached[1]
+    if (
+        cached is not None
+        and time.monotonic() - cached[0] < NAMES_SECONDS
+        and wanted <= set(cached[1])
     ):
         return cached[1]
     async with tenant_session(edge.sessions, tenant_id) as session:
@@ -410,7 +419,7 @@ def create_app(
 
     app.openapi = openapi  # type: ignore[method-assign]
     app.add_middleware(
-        InFlightLimit,  # type: ignore[arg-type]
+        InFlightLimit,
         limit=settings.api_max_in_flight,
         exempt=("/healthz", "/openapi.json"),
     )

@@ -76,7 +76,10 @@ def database_unavailable(error: BaseException) -> bool:
     inner = error.orig if isinstance(error, DBAPIError) else None
     if isinstance(inner, OSError | TimeoutError | ConnectionError):
         return True
-    if inner is not None and type(inner).__name__ in ("InterfaceError", "ConnectionDoesNotExistError"):
+    if inner is not None and type(inner).__name__ in (
+        "InterfaceError",
+        "ConnectionDoesNotExistError",
+    ):
         return True
     state = _sqlstate(error)
     return state is not None and state[:2] in UNAVAILABLE_CLASSES

@@ -67,7 +67,7 @@ def native(fields: Mapping[str, Any], items: Sequence[Item], tenant_id: uuid.UUI
     for name in fields:
         if name != "tenant_id":
             raise ApiError(
-                400, "bad_request", f"{name}: unknown member; the body is {{\"events\": [...]}}"
+                400, "bad_request", f'{name}: unknown member; the body is {{"events": [...]}}'
             )
     if "tenant_id" in fields and str(fields["tenant_id"]) != str(tenant_id):
         raise ApiError(
@@ -121,7 +121,8 @@ def cloudevent(index: int, event: Any, *, label: str = "") -> Native:
     workflow = event.get("workflow")
     if not isinstance(workflow, str) or not workflow:
         return reject(
-            index, f"{label}workflow: extension attribute naming the workflow (name or id) is missing"
+            index,
+            f"{label}workflow: extension attribute naming the workflow (name or id) is missing",
         )
     if "data_base64" in event:
         return reject(index, f"{label}data_base64: binary data is not supported; send JSON data")
@@ -194,7 +195,7 @@ def alertmanager(body: Any) -> list[Any]:
         raise ApiError(400, "bad_request", "body: must be Alertmanager's webhook JSON object")
     version = body.get("version")
     if version != "4":
-        raise ApiError(400, "bad_request", f"version: {version!r}; only version \"4\" is known")
+        raise ApiError(400, "bad_request", f'version: {version!r}; only version "4" is known')
     alerts = body.get("alerts")
     if not isinstance(alerts, list):
         raise ApiError(400, "bad_request", "alerts: must be an array")
@@ -228,7 +229,8 @@ def alert(index: int, item: Any, workflow: str | None) -> Native:
         )
     alertname = labels.get("alertname") if isinstance(labels.get("alertname"), str) else None
     operation = f"alert.{slug(alertname or 'unnamed')}"
-    annotations = item.get("annotations") if isinstance(item.get("annotations"), dict) else {}
+    given = item.get("annotations")
+    annotations: dict[str, Any] = given if isinstance(given, dict) else {}
     firing = status == "firing"
     at = item["startsAt"] if firing else item.get("endsAt")
     if not isinstance(at, str) or at.startswith("0001-"):
@@ -340,7 +342,11 @@ def pagerduty(
             "severity": payload["severity"],
             "payload": {
                 "error": {
-                    **({"code": payload["class"][:128]} if isinstance(payload.get("class"), str) else {}),
+                    **(
+                        {"code": payload["class"][:128]}
+                        if isinstance(payload.get("class"), str)
+                        else {}
+                    ),
                     "message": payload["summary"][:4096],
                 },
                 "pagerduty": {
@@ -355,7 +361,9 @@ def pagerduty(
         at = _minute(now, end=True)
         stamp = at.strftime("%Y%m%dT%H%M")
         event |= {
-            "event_type": "pagerduty.recovered" if action == "resolve" else "pagerduty.acknowledged",
+            "event_type": "pagerduty.recovered"
+            if action == "resolve"
+            else "pagerduty.acknowledged",
             "idempotency_key": f"pd:{action}:{stamp}:{dedup_key}"[:255],
             "occurred_at": at.isoformat(),
             "payload": {"pagerduty": {"event_action": action, "dedup_key": dedup_key}},
@@ -396,7 +404,9 @@ def resolve_workflows(events: Sequence[Native], names: Mapping[str, uuid.UUID]) 
                 found = names.get(ref)
                 if found is None:
                     shown = ref if len(ref) <= 80 else ref[:79] + "…"
-                    resolved.append(reject(index, f"workflow: {shown!r} is not a workflow of this tenant"))
+                    resolved.append(
+                        reject(index, f"workflow: {shown!r} is not a workflow of this tenant")
+                    )
                     continue
                 event = {**event, "workflow_id": str(found)}
         resolved.append(event)

@@ -4,10 +4,13 @@ and the URL printed is the real one)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import logging
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Literal
 
 import uvicorn
 
@@ -17,11 +20,19 @@ from awfdrs.config import Settings
 log = logging.getLogger("awfdrs.api")
 
 
-def bind(host: str, port: int) -> socket.socket:
+def bind(host: str, port: int, *, any_port: bool = False) -> socket.socket:
+    """A listening socket; with ``any_port``, a free port when ``port`` is taken."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        if not any_port or error.errno != errno.EADDRINUSE:
+            sock.close()
+            raise
+        log.warning("port %d is taken: the API listens on a free port", port)
+        sock.bind((host, 0))
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
@@ -33,7 +44,17 @@ def url_of(sock: socket.socket) -> str:
     return f"http://{shown}:{port}"
 
 
-def server(settings: Settings, *, loop: str = "auto") -> uvicorn.Server:
+class _Embedded(uvicorn.Server):
+    """A server inside another program's event loop (``awfdrs up``): that program owns the
+    signals, and stops the server by setting ``should_exit``."""
+
+    def capture_signals(self) -> contextlib.AbstractContextManager[None]:  # type: ignore[override]
+        return contextlib.nullcontext()
+
+
+def server(
+    settings: Settings, *, loop: Literal["none", "auto", "uvloop"] = "auto", embedded: bool = False
+) -> uvicorn.Server:
     config = uvicorn.Config(
         create_app(settings),
         loop=loop,
@@ -48,15 +69,16 @@ def server(settings: Settings, *, loop: str = "auto") -> uvicorn.Server:
         limit_concurrency=None,
         server_header=False,
     )
-    return uvicorn.Server(config)
+    return _Embedded(config) if embedded else uvicorn.Server(config)
 
 
 @asynccontextmanager
-async def serving(settings: Settings, host: str, port: int) -> AsyncIterator[str]:
+async def serving(
+    settings: Settings, host: str, port: int, *, any_port: bool = False
+) -> AsyncIterator[str]:
     """Serve in this event loop until the context ends; yields the URL."""
-    sock = bind(host, port)
-    api = server(settings, loop="none")
-    api.config.setup_event_loop = lambda: None  # type: ignore[method-assign]
+    sock = bind(host, port, any_port=any_port)
+    api = server(settings, loop="none", embedded=True)
     task = asyncio.create_task(api.serve(sockets=[sock]))
     while not api.started:
         if task.done():
@@ -78,11 +100,7 @@ def run_api(settings: Settings, host: str, port: int) -> None:
     sock = bind(host, port)
     api = server(settings, loop="uvloop")
     url = url_of(sock)
-
-    async def main() -> None:
-        await api.serve(sockets=[sock])
-
+    # Logged once the socket listens: connections made from now on wait in its backlog until
+    # the application has started, so a caller that read this line may connect at once.
     log.info("api listening on %s (OpenAPI at %s/openapi.json)", url, url)
-    import uvloop
-
-    uvloop.run(main())
+    api.run(sockets=[sock])
