@@ -75,18 +75,20 @@ WorkerFactory = Callable[[str], WorkerProcess]
 
 
 class ApiProcess:
-    """``python -m awfdrs api --port 0`` with its log in a file; ``url`` once started."""
+    """``python -m awfdrs api`` with its log in a file; ``url`` once started. ``port`` 0 picks
+    a free port at each start; a fixed one survives restarts (clients keep their URL)."""
 
-    def __init__(self, env: dict[str, str], log: Path) -> None:
+    def __init__(self, env: dict[str, str], log: Path, port: int = 0) -> None:
         self._env = {**os.environ, **env}
         self.log = log
+        self.port = port
         self.process: subprocess.Popen[bytes] | None = None
         self.url = ""
 
     def _spawn(self) -> subprocess.Popen[bytes]:
         with self.log.open("ab") as out:
             return subprocess.Popen(
-                [sys.executable, "-m", "awfdrs", "api", "--port", "0"],
+                [sys.executable, "-m", "awfdrs", "api", "--port", str(self.port)],
                 env=self._env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
