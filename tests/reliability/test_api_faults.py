@@ -219,7 +219,8 @@ async def test_api_killed_repeatedly_under_load(
         f"{len(incidents)} incidents, all with their workflow {waited:.1f} s after the load "
         f"ended ({since_restart:.1f} s after the last restart)"
     )
-    assert worker.process is not None and worker.process.poll() is None
+    assert worker.process is not None
+    assert worker.process.poll() is None
 
 
 @pytest.mark.timeout(size(300, 1800))
