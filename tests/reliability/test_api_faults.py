@@ -33,7 +33,7 @@ from awfdrs.devstack.servers import EscalationReceiver
 from awfdrs.devstack.temporal import DevServer
 from awfdrs.temporal_admin import ensure_search_attributes
 from tests.reliability.conftest import RELIABLE
-from tests.reliability.support import size
+from tests.reliability.support import record, size
 from tests.support.database import ScratchDatabase
 from tests.support.factories import TenantRef, make_tenant
 from tests.support.processes import ApiProcess, WorkerFactory, WorkerProcess, api_env
@@ -58,6 +58,11 @@ class Sent:
     errors: int = 0
     requests: int = 0
     latest_2xx: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+
+    def p(self, q: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
 
 
 def make_events(tenant: TenantRef, count: int, signatures: int, seed: int) -> list[dict[str, Any]]:
@@ -94,6 +99,7 @@ async def send_all(url: str, key: str, events: list[dict[str, Any]], sent: Sent)
             for batch in share:
                 for attempt in range(1_000):
                     sent.requests += 1
+                    called = time.monotonic()
                     try:
                         response = await http.post(
                             "/v1/events", json={"events": batch}, headers=headers
@@ -104,6 +110,7 @@ async def send_all(url: str, key: str, events: list[dict[str, Any]], sent: Sent)
                         for outcome in response.json()["outcomes"]:
                             sent.outcomes[outcome["idempotency_key"]] = outcome["outcome"]
                         sent.latest_2xx = time.monotonic()
+                        sent.latencies.append(sent.latest_2xx - called)
                         break
                     assert response is None or response.status_code >= 500, response.text
                     sent.errors += 1
@@ -214,13 +221,31 @@ async def test_api_killed_repeatedly_under_load(
     since_restart = time.monotonic() - last_restart
     print(
         f"\nAPI killed {kills}x: {len(events):,} events, {sent.requests:,} requests "
-        f"({sent.errors:,} failed and resent), {len(keys):,} stored once, "
+        f"({sent.errors:,} failed and resent; 2xx latency p50 {sent.p(0.5):.2f} s, p99 "
+        f"{sent.p(0.99):.2f} s), {len(keys):,} stored once, "
         f"{sum(v == 'duplicate' for v in sent.outcomes.values()):,} answered duplicate; "
         f"{len(incidents)} incidents, all with their workflow {waited:.1f} s after the load "
         f"ended ({since_restart:.1f} s after the last restart)"
     )
     assert worker.process is not None
     assert worker.process.poll() is None
+    record(
+        "HTTP edge: API killed repeatedly",
+        f"{len(events):,} events (a third failures over {size(30, 100)} signatures) in "
+        f"{BATCH}-event requests from {CLIENTS} clients that resend until they get a 2xx",
+        f"SIGKILL of the API process {kills} times at random moments, restarted each time",
+        {
+            "requests": sent.requests,
+            "requests refused or cut (resent)": sent.errors,
+            "2xx latency p50 (s)": round(sent.p(0.5), 2),
+            "2xx latency p99 (s)": round(sent.p(0.99), 2),
+            "events stored": len(keys),
+            "events stored twice": len(keys) - len(set(keys)),
+            "events that got a 2xx and are missing": len(set(sent.outcomes) - set(keys)),
+            "incidents": len(incidents),
+            "seconds until every incident had its workflow (after the load)": round(waited, 1),
+        },
+    )
 
 
 @pytest.mark.timeout(size(300, 1800))
@@ -276,6 +301,23 @@ async def test_ingest_keeps_answering_while_temporal_is_down(
         keys = await stored_keys(committed_sessions, tenant)
         assert len(keys) == len(set(keys)) == len(events)
         await check_counts(committed_sessions, tenant)
+        record(
+            "HTTP edge: Temporal unavailable",
+            f"{len(events):,} events (a third failures over {size(40, 100)} signatures) in "
+            f"{BATCH}-event requests from {CLIENTS} clients",
+            f"the Temporal dev server (file-backed) stopped for {down} s after a third of the "
+            "load, then started again",
+            {
+                "requests": sent.requests,
+                "requests refused while Temporal was down": sent.errors,
+                "health while down": health["status"],
+                "events stored": len(keys),
+                "incidents": len(incidents),
+                "seconds until every incident had its workflow (after Temporal was back)": round(
+                    waited, 1
+                ),
+            },
+        )
         print(
             f"\nTemporal down {time.monotonic() - stopped - waited:.0f} s mid-load: "
             f"{len(events):,} events, every request 2xx ({sent.requests} requests, "
