@@ -106,3 +106,21 @@ def test_temporal_tls_settings(tmp_path: Path) -> None:
         load_settings(temporal_tls_cert_file=str(ca)).temporal_tls_config()
     with pytest.raises(ConfigError, match="cannot read"):
         load_settings(temporal_tls_ca_file=str(tmp_path / "nope")).temporal_tls_config()
+
+
+def test_the_local_stack_falls_back_to_a_free_port_when_its_port_is_taken() -> None:
+    from awfdrs.api.server import bind, url_of
+
+    taken = bind("127.0.0.1", 0)
+    port = taken.getsockname()[1]
+    try:
+        with pytest.raises(OSError):
+            bind("127.0.0.1", port)
+        other = bind("127.0.0.1", port, any_port=True)
+        try:
+            assert other.getsockname()[1] != port
+            assert url_of(other).startswith("http://127.0.0.1:")
+        finally:
+            other.close()
+    finally:
+        taken.close()
