@@ -557,6 +557,11 @@ async def test_pagerduty_refusals(http: httpx.AsyncClient, sender: Sender) -> No
     assert invalid.status_code == 400
     assert invalid.json()["status"] == "invalid event"
     assert any("payload.source" in e for e in invalid.json()["errors"])
+    keyless = await http.post(
+        "/v2/enqueue?workflow=payments", json={"event_action": "resolve", "dedup_key": "x"}
+    )
+    assert keyless.status_code == 400
+    assert "routing_key" in keyless.json()["errors"][0]
     unknown = await http.post(
         "/v2/enqueue?workflow=payments",
         json={"routing_key": "R0UT1NG", "event_action": "resolve", "dedup_key": "x"},

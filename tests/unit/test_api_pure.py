@@ -114,7 +114,7 @@ def test_the_local_stack_falls_back_to_a_free_port_when_its_port_is_taken() -> N
     taken = bind("127.0.0.1", 0)
     port = taken.getsockname()[1]
     try:
-        with pytest.raises(OSError):
+        with pytest.raises(OSError, match="in use"):
             bind("127.0.0.1", port)
         other = bind("127.0.0.1", port, any_port=True)
         try:
