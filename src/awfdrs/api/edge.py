@@ -14,15 +14,16 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
 from fastapi import Request
 from fastapi.responses import Response
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from starlette.requests import ClientDisconnect
 from temporalio.client import Client
 
 from awfdrs.api import formats
@@ -30,7 +31,7 @@ from awfdrs.api.auth import KeyCache, Principal, bearer, require_ingest
 from awfdrs.api.errors import ApiError, database_unavailable, unavailable
 from awfdrs.api.limits import Quotas, read_body
 from awfdrs.api.schemas import Check, IngestResponse
-from awfdrs.config import Settings
+from awfdrs.config import Settings, asyncpg_dsn
 from awfdrs.db.repositories import WorkflowRepository
 from awfdrs.db.session import tenant_session
 from awfdrs.ingest_core import TenantUnavailable, store_events
@@ -82,9 +83,18 @@ def unsupported(got: str, allowed: tuple[str, ...]) -> ApiError:
 
 
 async def body_of(request: Request, edge: Edge) -> bytes:
-    return await read_body(
-        request.stream(), request.headers.get("content-length"), edge.settings.api_max_body_bytes
-    )
+    try:
+        return await read_body(
+            request.stream(),
+            request.headers.get("content-length"),
+            edge.settings.api_max_body_bytes,
+        )
+    except ClientDisconnect:
+        # The sender hung up mid-body (a timeout, a crash): nothing was read, nothing is
+        # written, and nobody is left to read an answer; no 500 and no traceback for it.
+        raise ApiError(
+            400, "client_disconnected", "the body ended before it was complete"
+        ) from None
 
 
 def edge_of(request: Request) -> Edge:
@@ -181,9 +191,15 @@ def respond(model: Any, status: int = 200) -> Response:
 
 
 async def check_postgres(edge: Edge) -> Check:
+    """On a connection of its own, not the pool's: a pool busy with ingest must not make a
+    load balancer take a healthy replica out."""
     try:
-        async with asyncio.timeout(HEALTH_TIMEOUT), edge.sessions() as session:
-            await session.execute(text("SELECT 1"))
+        async with asyncio.timeout(HEALTH_TIMEOUT):
+            connection = await asyncpg.connect(asyncpg_dsn(edge.settings.require_database_url()))
+            try:
+                await connection.fetchval("SELECT 1")
+            finally:
+                await connection.close()
     except Exception as error:
         return Check(ok=False, detail=f"{type(error).__name__}: {error}"[:300])
     return Check(ok=True, detail="answers")
