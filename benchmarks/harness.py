@@ -220,14 +220,16 @@ class ApiProcess(WorkerProcess):
             )
 
     async def start(self) -> None:
+        # The log of an earlier run in the same work directory names another port: read on.
+        offset = self.log.stat().st_size if self.log.exists() else 0
         self.process = self._spawn()
         deadline = time.monotonic() + 60
         marker = b"api listening on "
-        while marker not in self.log.read_bytes():
+        while marker not in self.log.read_bytes()[offset:]:
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"api did not start: {self.log.read_text()[-2000:]}")
             await asyncio.sleep(0.1)
-        self.url = self.log.read_bytes().split(marker, 1)[1].split()[0].decode()
+        self.url = self.log.read_bytes()[offset:].split(marker, 1)[1].split()[0].decode()
         self._sampler = asyncio.create_task(self._sample())
 
 

@@ -312,7 +312,8 @@ def http_markdown(results: dict[str, Any]) -> list[str]:
     out += [
         f"Steady load `{json.dumps(steady['parameters'])}`: achieved "
         f"{_rate(steady['achieved_events_per_s'])} events/s in {steady['requests']} requests, "
-        f"{steady['incidents']} incidents opened.",
+        f"{steady['incidents']} incidents opened (started once the throughput run's "
+        f"outbox had drained, {steady.get('backlog_drained_after_s', 0):.0f} s after it).",
         "",
     ]
     out += _table(
