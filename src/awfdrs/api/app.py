@@ -163,7 +163,7 @@ def create_app(
         principal = await principal_of(request)
         kind = media_type(request)
         binary = "ce-specversion" in request.headers
-        if kind not in (CE_STRUCTURED, CE_BATCH) and not (binary and formats._is_json(kind)):
+        if kind not in (CE_STRUCTURED, CE_BATCH) and not (binary and formats.is_json(kind)):
             if kind == JSON:
                 raise ApiError(
                     400,

@@ -23,7 +23,7 @@ from typing import Any
 from awfdrs.api.errors import ApiError
 from awfdrs.contracts import canonical_json
 from awfdrs.contracts.events import EVENT_TYPE_PATTERN
-from awfdrs.jsonbatch import Decoded, Item, MalformedJson, Undecodable
+from awfdrs.jsonbatch import Item, MalformedJson, Undecodable
 
 Native = dict[str, Any] | Undecodable
 _EVENT_TYPE = re.compile(EVENT_TYPE_PATTERN)
@@ -39,10 +39,6 @@ def reject(index: int, reason: str) -> Undecodable:
 
 def malformed(error: MalformedJson) -> ApiError:
     return ApiError(400, "malformed_json", str(error))
-
-
-def _value(item: Item | Any) -> Any:
-    return item.value if isinstance(item, Decoded) else item
 
 
 def slug(text: str) -> str:
@@ -127,7 +123,7 @@ def cloudevent(index: int, event: Any, *, label: str = "") -> Native:
     if "data_base64" in event:
         return reject(index, f"{label}data_base64: binary data is not supported; send JSON data")
     content_type = event.get("datacontenttype")
-    if isinstance(content_type, str) and not _is_json(content_type):
+    if isinstance(content_type, str) and not is_json(content_type):
         return reject(index, f"{label}datacontenttype: {content_type!r} is not JSON")
     data = event.get("data", {})
     if data is None:
@@ -147,7 +143,7 @@ def cloudevent(index: int, event: Any, *, label: str = "") -> Native:
     return native_event
 
 
-def _is_json(content_type: str) -> bool:
+def is_json(content_type: str) -> bool:
     media = content_type.split(";", 1)[0].strip().lower()
     return media == "application/json" or media.endswith("+json") or media == "text/json"
 
@@ -421,6 +417,7 @@ __all__ = [
     "ce_idempotency_key",
     "cloudevent",
     "cloudevent_binary",
+    "is_json",
     "native",
     "pagerduty",
     "resolve_workflows",
@@ -428,8 +425,3 @@ __all__ = [
     "slug",
     "workflow_refs",
 ]
-
-
-def values(items: Sequence[Item]) -> list[Any]:
-    """Decoded values (or the Undecodable items themselves), in order."""
-    return [item if isinstance(item, Undecodable) else _value(item) for item in items]
