@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -135,6 +136,16 @@ def temporal_client(temporal_env: WorkflowEnvironment) -> Client:
 def task_queue() -> str:
     """A fresh task queue per test, so no test's worker picks up another test's tasks."""
     return f"test-{uuid.uuid4()}"
+
+
+@pytest.fixture
+async def undelivered_queue(owner_engine: AsyncEngine) -> AsyncIterator[str]:
+    """A task queue no dispatcher serves (a test of ingest alone); its outbox rows are removed
+    after the test, so the outbox depth the metrics report is not left raised for others."""
+    queue = f"undelivered-{uuid.uuid4()}"
+    yield queue
+    async with owner_engine.begin() as conn:
+        await conn.execute(text("DELETE FROM outbox WHERE task_queue = :q"), {"q": queue})
 
 
 # --- local peers: a vendor and an escalation receiver ----------------------------------------

@@ -137,6 +137,9 @@ def _requests() -> None:
         sa.Column("idempotency_key", sa.String(255), nullable=False),
         sa.Column("succeeded_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("succeeded_request_id", sa.Uuid(), nullable=True),
+        # The latest failure (sender's clock) the successful attempt was sent for: a copy of
+        # the same content that failed no later than this is answered by that success.
+        sa.Column("answered_until", sa.DateTime(timezone=True), nullable=True),
         *_timestamps(),
         sa.ForeignKeyConstraint(
             ["tenant_id"],
@@ -190,6 +193,8 @@ def _requests() -> None:
         sa.Column("status", sa.String(32), server_default="PENDING", nullable=False),
         sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
         sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
+        # last_failed_at as the latest attempt was claimed: what that attempt answers.
+        sa.Column("sent_for_failed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("deferred_since", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_status_code", sa.Integer(), nullable=True),
         sa.Column("last_response", sa.Text(), nullable=True),

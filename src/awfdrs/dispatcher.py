@@ -31,7 +31,7 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from awfdrs.constants import (
     INCIDENT_WORKFLOW,
@@ -60,7 +60,7 @@ MAX_BACKOFF = 30.0
 # dies mid-batch leaves its rows to come back after it (a second delivery is harmless: the
 # start is idempotent by workflow id and the observation merges).
 LEASE = 120.0
-POISON = 3600.0
+POISON = 300.0
 
 
 @dataclass
@@ -94,18 +94,26 @@ class Delivery:
 
 
 def merge(rows: Sequence[Claimed]) -> tuple[dict[uuid.UUID, Delivery], list[Claimed]]:
-    """The deliveries per incident, and the rows whose start does not validate (each row on
-    its own, so one poisoned notice never holds back the others)."""
+    """The deliveries per incident, and the rows that cannot be delivered: no row of their
+    incident has a start that validates (each row on its own, so one poisoned notice never
+    holds back the others; a row whose own start does not validate, written by a newer
+    version, still rides with a valid one of its incident)."""
+    starts: dict[uuid.UUID, IncidentInput] = {}
+    for row in rows:
+        if row.incident_id not in starts:
+            try:
+                starts[row.incident_id] = IncidentInput.model_validate(row.start)
+            except ValidationError:
+                continue
     deliveries: dict[uuid.UUID, Delivery] = {}
     poisoned: list[Claimed] = []
     for row in rows:
+        start = starts.get(row.incident_id)
+        if start is None:
+            poisoned.append(row)
+            continue
         delivery = deliveries.get(row.incident_id)
         if delivery is None:
-            try:
-                start = IncidentInput.model_validate(row.start)
-            except ValidationError:
-                poisoned.append(row)
-                continue
             delivery = deliveries[row.incident_id] = Delivery(start=start)
         delivery.add(row)
     return deliveries, poisoned
@@ -204,6 +212,11 @@ class Dispatcher:
                 return None
 
         errors = await asyncio.gather(*(one(d) for d in deliveries.values()))
+        # Temporal refusing the start itself (not an outage): another try cannot help.
+        for delivery, error in zip(deliveries.values(), errors, strict=True):
+            if error is not None and _refused(error):
+                ids = set(delivery.rows)
+                poisoned.extend(r for r in rows if r.id in ids)
         delivered = [
             r for d, e in zip(deliveries.values(), errors, strict=True) if e is None for r in d.rows
         ]
@@ -211,16 +224,20 @@ class Dispatcher:
             queue = OutboxQueue(session)
             await queue.done(delivered)
             for delivery, error in zip(deliveries.values(), errors, strict=True):
-                if error is not None:
+                if error is not None and not _refused(error):
                     delay = min(MAX_BACKOFF, 0.5 * 2 ** min(delivery.attempts, 6))
                     await queue.defer(delivery.rows, f"{type(error).__name__}: {error}", delay)
             if poisoned:
                 # Kept, not deleted: an operator can read last_error and repair the row; it
-                # comes back once an hour rather than spinning.
-                await queue.defer([r.id for r in poisoned], "start does not validate", POISON)
+                # comes back every five minutes rather than spinning (a
+                # dispatcher of a newer version, in a rolling deploy, takes it).
+                await queue.defer(
+                    [r.id for r in poisoned], "start invalid or refused by Temporal", POISON
+                )
         if poisoned:
             log.error(
-                "outbox: %d notices have a start that does not validate (ids %s); parked",
+                "outbox: %d notices have a start that does not validate or that Temporal "
+                "refuses (ids %s); parked, retried every five minutes",
                 len(poisoned),
                 [r.id for r in poisoned][:10],
             )
@@ -295,6 +312,10 @@ class Dispatcher:
 
     def _notified(self, *_: object) -> None:
         self._wake.set()
+
+
+def _refused(error: BaseException) -> bool:
+    return isinstance(error, RPCError) and error.status is RPCStatusCode.INVALID_ARGUMENT
 
 
 async def _sleep_or(stop: asyncio.Event, seconds: float) -> None:

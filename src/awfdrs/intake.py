@@ -376,33 +376,60 @@ def group_failures(accepted: Iterable[Accepted]) -> list[FailureGroup]:
 
 
 # Headers that change from one attempt of the same request to the next (tracing, transport,
-# the sender's own idempotency key): left out of its identity. Every other header is part of
-# what the request is: ``Stripe-Account`` picks the account a charge is made on.
+# dates, the sender's own idempotency key): neither part of what the request is nor replayed
+# (a stale trace id or date is wrong on a new attempt; the Idempotency-Key is awfdrs's own).
 PER_ATTEMPT_HEADERS = frozenset(
     {
         "idempotency-key",
         "x-idempotency-key",
         "x-request-id",
+        "request-id",
         "x-correlation-id",
         "traceparent",
         "tracestate",
         "baggage",
+        "b3",
+        "sentry-trace",
+        "x-amzn-trace-id",
+        "x-cloud-trace-context",
         "date",
+        "x-amz-date",
         "user-agent",
         "content-length",
+        "content-type",
         "accept-encoding",
         "connection",
+        "host",
     }
 )
+PER_ATTEMPT_PREFIXES = ("x-datadog-", "x-b3-", "x-ot-", "uber-trace", "x-trace", "x-span")
+# Credentials: replayed (until tenants' vendor connections hold them) but not part of what the
+# request is: a rotated token or a fresh signature does not make it another request.
+CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "x-api-key", "api-key"})
+CREDENTIAL_PREFIXES = ("x-signature", "x-hub-signature")
+
+
+def _per_attempt(name: str) -> bool:
+    return name in PER_ATTEMPT_HEADERS or name.startswith(PER_ATTEMPT_PREFIXES)
 
 
 def identity_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """The headers that say what a request is, by lower-cased name (HTTP names are not
-    case-sensitive, so ``Stripe-Account`` and ``stripe-account`` are one header)."""
+    """The headers that say what a request is (``Stripe-Account``: the account a charge is
+    made on), by lower-cased name: HTTP names are not case-sensitive."""
     return {
         name.lower(): value
         for name, value in headers.items()
-        if name.lower() not in PER_ATTEMPT_HEADERS
+        if not _per_attempt(name.lower())
+        and name.lower() not in CREDENTIAL_HEADERS
+        and not name.lower().startswith(CREDENTIAL_PREFIXES)
+    }
+
+
+def replayed_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """What a new attempt sends of the failed request's headers: all but those of one
+    attempt, one of each name (lower-cased)."""
+    return {
+        name.lower(): value for name, value in headers.items() if not _per_attempt(name.lower())
     }
 
 
@@ -463,7 +490,7 @@ def failed_requests(tenant_id: uuid.UUID, accepted: Iterable[Accepted]) -> list[
             method=spec.method if spec else None,
             path=spec.path if spec else None,
             body_json=canonical_json(spec.body) if spec and spec.body is not None else None,
-            headers_json=canonical_json(dict(spec.headers) if spec else {}),
+            headers_json=canonical_json(replayed_headers(spec.headers) if spec else {}),
             reversible=spec.reversible if spec else None,
             correlation_ids=correlation,
             error_code=error.code if error else None,

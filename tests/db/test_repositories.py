@@ -377,7 +377,9 @@ async def test_a_transition_breaking_a_check_is_a_conflict(
 # --- decisions and actions ------------------------------------------------------------------
 
 
-async def _decision(session: AsyncSession, tenant: TenantRef, incident_id: uuid.UUID) -> uuid.UUID:
+async def _decision(
+    session: AsyncSession, tenant: TenantRef, incident_id: uuid.UUID, *, attempt: int = 1
+) -> uuid.UUID:
     decision_id = uuid.uuid4()
     await DecisionRepository(session, tenant_id=tenant.id).add_once(
         id=decision_id,
@@ -386,6 +388,7 @@ async def _decision(session: AsyncSession, tenant: TenantRef, incident_id: uuid.
         reasoning="transient timeout",
         confidence_score=0.9,
         ai_model="awfdrs-rules/1",
+        attempt=attempt,
     )
     return decision_id
 
@@ -465,10 +468,15 @@ async def test_action_outcomes_count_what_resolved_its_incident(
     actions = ActionRepository(session, tenant_id=tenant.id)
     incidents = IncidentRepository(session, tenant_id=tenant.id)
 
-    async def incident_with(signature: str, *statuses: ActionStatus, close: bool) -> None:
+    async def incident_with(
+        signature: str, *steps: ActionStatus | tuple[ActionStatus, int], close: bool
+    ) -> None:
+        """Retries, each of its decision's attempt (1 unless given): a higher attempt is an
+        analysis after new failures, the same one another round of the same analysis."""
         incident_id = await make_incident(session, tenant, signature)
-        for status in statuses:
-            decision_id = await _decision(session, tenant, incident_id)
+        for step in steps:
+            status, attempt = step if isinstance(step, tuple) else (step, 1)
+            decision_id = await _decision(session, tenant, incident_id, attempt=attempt)
             action = await actions.add(
                 incident_id=incident_id,
                 decision_id=decision_id,
@@ -484,25 +492,28 @@ async def test_action_outcomes_count_what_resolved_its_incident(
                 resolved_at=datetime.now(UTC),
             )
 
+    ok, failed = ActionStatus.SUCCEEDED, ActionStatus.FAILED
     # worked: one retry that resolved it
-    await incident_with("s", ActionStatus.SUCCEEDED, close=True)
-    # a successful call followed by another retry did not work; the second one did
-    await incident_with("s", ActionStatus.SUCCEEDED, ActionStatus.SUCCEEDED, close=True)
+    await incident_with("s", ok, close=True)
+    # analysed again after it: the first did not work; the second did
+    await incident_with("s", (ok, 1), (ok, 2), close=True)
+    # two rounds of one analysis (more requests than one plan holds): both worked
+    await incident_with("s", (ok, 1), (ok, 1), close=True)
     # a failed retry did not work
-    await incident_with("s", ActionStatus.FAILED, close=True)
+    await incident_with("s", failed, close=True)
     # still open, nothing after it: not counted yet
-    await incident_with("s", ActionStatus.SUCCEEDED, close=False)
-    await incident_with("t", ActionStatus.FAILED, close=True)
-    assert await actions.outcome_counts("s", ActionType.RETRY) == (2, 2)
+    await incident_with("s", ok, close=False)
+    await incident_with("t", failed, close=True)
+    assert await actions.outcome_counts("s", ActionType.RETRY) == (4, 2)
     assert await actions.outcome_counts("t", ActionType.RETRY) == (0, 1)
     assert await actions.outcome_counts("s", ActionType.ESCALATE) == (0, 0)
     [still_open] = await incidents.get_incidents_by_status(IncidentStatus.NEW)
     # analysed again after new failures: its own retry did not work
     assert await actions.outcome_counts(
         "s", ActionType.RETRY, current=still_open.id, again=True
-    ) == (2, 3)
+    ) == (4, 3)
     # a continuation round (more of its requests to send): its own history is left out
-    assert await actions.outcome_counts("s", ActionType.RETRY, current=still_open.id) == (2, 2)
+    assert await actions.outcome_counts("s", ActionType.RETRY, current=still_open.id) == (4, 2)
 
 
 async def test_kill_switches(session: AsyncSession, tenant: TenantRef) -> None:

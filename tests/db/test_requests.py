@@ -135,6 +135,22 @@ async def test_a_request_keeps_its_key_in_a_later_incident_and_is_never_sent_twi
     assert later.note is not None
     assert "already succeeded" in later.note
     assert str(first) in later.note
+    # What that success answered is fixed when it was sent: a later failure of the first
+    # incident's row does not stretch it over failures it never saw.
+    await IncidentRepository(session, tenant_id=tenant.id).transition(
+        second, expected=[IncidentStatus.NEW], to=IncidentStatus.RESOLVED,
+        resolved_at=datetime.now(UTC),
+    )  # fmt: skip
+    original, row_id = row.last_failed_at, row.id
+    bump = failed(tenant, "e11", "h1", at=original + timedelta(minutes=2))
+    await join(session, tenant, first, bump)
+    session.expire_all()
+    assert (await requests.get(row_id)).last_failed_at == original + timedelta(minutes=2)
+    third = await make_incident(session, tenant, "sig3")
+    between = original + timedelta(seconds=30)
+    await join(session, tenant, third, failed(tenant, "e10", "h1", at=between))
+    [unanswered] = await requests.list_for_incident(third)
+    assert unanswered.status is RequestStatus.FAILED
 
 
 async def test_a_failure_after_the_replay_succeeded_is_for_a_human(

@@ -607,6 +607,16 @@ PROBES: dict[type, dict[str, Probe]] = {
             error=None,
         ),
         "note_deferral": lambda r, s, w: _deferral(r, w),
+        # A's content: its key state (when it succeeded, which attempt is in flight).
+        "key_state": lambda r, s, w: r.key_state(
+            RemediationRequest(
+                id=uuid.uuid4(),
+                request_hash=failed_request(w.a, w.event_key, w.signature).request_hash,
+                last_failed_at=FAR_PAST,
+            )
+        ),
+        "lock_key": lambda r, s, w: r.lock_key(w.request),
+        "cancel_pending": lambda r, s, w: r.cancel_pending(w.incident, "pwned", limit=10),
         "settle_unsent": lambda r, s, w: r.settle_unsent(
             w.incident,
             to=RequestStatus.CANCELLED,

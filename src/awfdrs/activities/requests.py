@@ -147,18 +147,24 @@ class RequestActivities:
             key = await requests.key_state(request)
             if key.succeeded_at is not None:
                 done = key.succeeded_at.astimezone(UTC).isoformat(timespec="seconds")
-                # Sent by another incident under the same key: remediated if that success
-                # answered this failure; a failure after it is new, and never sent twice.
-                await requests.settle_unsent(
+                # Sent by another incident under the same key. Remediated if that success
+                # answers this row's failures; a failure after it is new, never sent twice.
+                moved = await requests.settle_unsent(
                     incident.id,
-                    to=RequestStatus.SUCCEEDED if key.covered else RequestStatus.FAILED,
+                    to=RequestStatus.SUCCEEDED,
                     ids=[request.id],
-                    note=f"sent once, by another incident, under the same key: it succeeded at "
-                    f"{done}"
-                    if key.covered
-                    else f"already succeeded under the same key ({done}) and failed again: "
-                    "never sent twice, for a human to look at",
+                    covered_by=(key.answered_until, key.succeeded_at),
+                    note=f"sent once, by another incident, under the same key: it succeeded "
+                    f"at {done}",
                 )
+                if not moved:
+                    await requests.settle_unsent(
+                        incident.id,
+                        to=RequestStatus.FAILED,
+                        ids=[request.id],
+                        note=f"already succeeded under the same key ({done}) and failed "
+                        "again: never sent twice, for a human to look at",
+                    )
                 return outcome(await requests.get(request.id))
             if key.busy_until is not None:
                 raise Deferred(key.busy_until - now, "the same request is in flight elsewhere")
@@ -291,8 +297,9 @@ class RequestActivities:
         if not await self._incident_open(command):
             # Closed while this attempt was in flight: it is not retried.
             async with tenant_session(self._sessions, command.tenant_id) as session:
-                await self._record_call(session, permit, exc.rate_limited, exc.retry_after)
                 requests = RequestRepository(session, tenant_id=command.tenant_id)
+                await requests.lock_key(command.request_id)
+                await self._record_call(session, permit, exc.rate_limited, exc.retry_after)
                 finished = await requests.finish(
                     command.request_id,
                     status=RequestStatus.CANCELLED,
@@ -314,9 +321,11 @@ class RequestActivities:
             )
             return await self._record(command, failed, permit, healthy=exc.rate_limited)
         async with tenant_session(self._sessions, command.tenant_id) as session:
+            requests = RequestRepository(session, tenant_id=command.tenant_id)
+            await requests.lock_key(command.request_id)
             # A 429 is the vendor pacing us, not failing: honoured, not held against it.
             await self._record_call(session, permit, exc.rate_limited, exc.retry_after)
-            await RequestRepository(session, tenant_id=command.tenant_id).finish(
+            await requests.finish(
                 command.request_id,
                 status=RequestStatus.PENDING,
                 status_code=exc.status_code,
@@ -342,8 +351,9 @@ class RequestActivities:
         healthy: bool | None,
     ) -> RequestOutcome:
         async with tenant_session(self._sessions, command.tenant_id) as session:
-            await self._record_call(session, permit, healthy)
             requests = RequestRepository(session, tenant_id=command.tenant_id)
+            await requests.lock_key(command.request_id)
+            await self._record_call(session, permit, healthy)
             finished = await requests.finish(
                 command.request_id,
                 status=RequestStatus.SUCCEEDED if executed.succeeded else RequestStatus.FAILED,

@@ -143,7 +143,13 @@ class RetrySpec(BaseModel):
     @field_validator("headers")
     @classmethod
     def _headers(cls, value: dict[str, str]) -> dict[str, str]:
+        seen: set[str] = set()
         for name, header in value.items():
+            if name.lower() in seen:
+                raise ValueError(
+                    f"{name.lower()}: given twice (header names are not case-sensitive)"
+                )
+            seen.add(name.lower())
             if name.lower() in FORBIDDEN_RETRY_HEADERS:
                 raise ValueError(f"{name}: set by awfdrs, not by the event")
             if not all(c.isalnum() or c in "-_" for c in name):

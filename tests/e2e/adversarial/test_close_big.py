@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import time
 
+from sqlalchemy import text
 from temporalio.client import WorkflowUpdateFailedError
 
+from awfdrs.db.session import tenant_session
 from awfdrs.enums import IncidentStatus, Phase
 from awfdrs.ingest_core import store_events
 from tests.e2e.test_remediation_promises import payment
 from tests.support.pipeline import Stack
 
-N = 50_000
+# An hour's outage at soak size; in CI enough for the close's batched cancel to take several
+# batches (5,000 each).
+SOAK_N, CI_N = 50_000, 12_000
 
 
 async def test_an_operator_can_ignore_an_incident_of_an_hours_outage(
@@ -27,7 +31,8 @@ async def test_an_operator_can_ignore_an_incident_of_an_hours_outage(
     # Held, so nothing is sent while the failures pile up (it is the close that is measured).
     await stack.client.activate_kill_switch(tenant.id, reason="outage", activated_by="ops")
     incident_id = None
-    for chunk in range(N // 1000):
+    n = SOAK_N if stack.soak else CI_N
+    for chunk in range(n // 1000):
         batch = [payment(tenant, f"k-{chunk}-{n}", name, chunk * 1000 + n) for n in range(1000)]
         result = await store_events(stack.sessions, tenant.id, batch, task_queue=task_queue)
         incident_id = result.incidents[0].incident_id
@@ -46,3 +51,14 @@ async def test_an_operator_can_ignore_an_incident_of_an_hours_outage(
     took = time.monotonic() - started
     assert closed.status is IncidentStatus.IGNORED
     assert took < 2.0, f"ignore answered in {took:.1f}s"
+    async with tenant_session(stack.sessions, tenant.id) as session:
+        left = (
+            await session.execute(
+                text(
+                    "SELECT status, count(*) FROM remediation_requests "
+                    "WHERE incident_id = :i GROUP BY status"
+                ),
+                {"i": incident_id},
+            )
+        ).all()
+    assert dict(left) == {"CANCELLED": n}

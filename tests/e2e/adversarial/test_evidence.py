@@ -103,21 +103,22 @@ async def test_an_uncorrelated_success_long_after_the_window_proves_a_late_incid
 
 
 async def test_a_success_applied_over_a_concurrent_later_failure_marks_it_recovered(
-    committed_sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
+    committed_sessions: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+    undelivered_queue: str,
 ) -> None:
     """EVIDENCE_SQL picks its rows in a CTE (``s.occurred_at >= r.last_failed_at`` evaluated on
     the statement's snapshot) and updates them ``WHERE r.id = hit.id``. When a concurrent ingest
     holds the row with a later failure, the UPDATE waits, and PostgreSQL re-checks only the
     WHERE clause on the new row version: the success, older than that failure, still marks the
     request RECOVERED."""
-    import uuid as _uuid
     from datetime import UTC, datetime, timedelta
 
     from awfdrs.db.repositories import RequestRepository
     from awfdrs.ingest_core import store_events
     from tests.support.factories import make_tenant
 
-    queue = f"review-parked-{_uuid.uuid4()}"
+    queue = undelivered_queue
     tenant = await make_tenant(committed_sessions)
     t1 = datetime.now(UTC) - timedelta(minutes=3)
     first = event(tenant, "f1", error={"code": "card_declined"}, occurred_at=t1)

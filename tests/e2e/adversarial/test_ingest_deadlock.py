@@ -11,7 +11,6 @@ transaction, which a loaded database widens."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -37,9 +36,11 @@ def success(tenant: Any, key: str, order: str, at: datetime) -> dict[str, Any]:
 
 
 async def test_two_crossing_batches_deadlock(
-    committed_sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
+    committed_sessions: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+    undelivered_queue: str,
 ) -> None:
-    queue = f"review-nobody-{uuid.uuid4()}"  # no dispatcher: only the SQL is under test
+    queue = undelivered_queue  # no dispatcher: only the SQL is under test
     tenant = await make_tenant(committed_sessions)
     t0 = datetime.now(UTC) - timedelta(minutes=5)
     # Two open incidents (two error codes), one request each.

@@ -96,6 +96,8 @@ class RemediationRequest(BaseModel, TenantMixin):
     attempts: Mapped[int] = mapped_column(server_default="0", default=0)
     # An attempt's claim lasts until then: no second attempt starts while one may be in flight.
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # last_failed_at as the latest attempt was claimed: the failures that attempt answers.
+    sent_for_failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     deferred_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_status_code: Mapped[int | None] = mapped_column()
     last_response: Mapped[str | None] = mapped_column(Text)
@@ -120,6 +122,7 @@ class RequestKey(Base):
     idempotency_key: Mapped[str] = mapped_column(String(255))
     succeeded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     succeeded_request_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    answered_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.clock_timestamp()
     )

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.orm import aliased
 
-from awfdrs.db.models import Action, Incident
+from awfdrs.db.models import Action, Decision, Incident
 from awfdrs.db.repositories.base import BaseRepository, MutableMixin
 from awfdrs.enums import ActionStatus, ActionType, IncidentStatus
 
@@ -90,23 +90,34 @@ class ActionRepository(MutableMixin[Action], BaseRepository[Action]):
     ) -> tuple[int, int]:
         """(worked, did not work) for earlier ``action_type`` actions on ``signature``'s incidents.
 
-        An action worked when it succeeded, nothing was tried after it on its incident, and the
-        incident was RESOLVED; it did not work when it failed or another action had to follow.
-        The actions of ``current``, the incident being analysed, did not work either when it is
-        analysed ``again`` (new failures after its requests succeeded); on a continuation round
-        (more of its requests to send) they are its own history, not evidence, and are left
-        out. Others whose incident is still open are not counted.
+        An action did not work when it failed, or when its incident had to be analysed again
+        after it (a later decision of a higher attempt) or went to a human (a later escalation
+        or manual action). Another round of the same attempt sends more of the incident's
+        requests: it says nothing against the one before. An action worked when it succeeded,
+        nothing of that kind followed, and its incident was RESOLVED; a success whose incident
+        is still open is not counted yet. The actions of ``current``, the incident being
+        analysed, did not work either when it is analysed ``again`` (new failures after its
+        requests succeeded); on a continuation round they are its own history, left out.
         """
-        later = aliased(Action)
+        mine = aliased(Decision)
+        later, theirs = aliased(Action), aliased(Decision)
         followed: ColumnElement[bool] = (
             select(later.id)
-            .where(later.incident_id == Action.incident_id, later.created_at > Action.created_at)
+            .join(theirs, theirs.id == later.decision_id)
+            .where(
+                later.incident_id == Action.incident_id,
+                later.created_at > Action.created_at,
+                or_(
+                    theirs.attempt > mine.attempt,
+                    later.action_type.in_([ActionType.ESCALATE, ActionType.MANUAL]),
+                ),
+            )
             .exists()
         )
         succeeded = Action.status == ActionStatus.SUCCEEDED
-        mine = Action.incident_id == current
+        is_current = Action.incident_id == current
         if current is not None and again:
-            followed = or_(followed, mine)
+            followed = or_(followed, is_current)
         stmt = (
             select(
                 func.count().filter(
@@ -115,6 +126,7 @@ class ActionRepository(MutableMixin[Action], BaseRepository[Action]):
                 func.count().filter(or_(Action.status == ActionStatus.FAILED, followed)),
             )
             .join(Incident, Incident.id == Action.incident_id)
+            .join(mine, mine.id == Action.decision_id)
             .where(
                 Action.tenant_id == self.tenant_id,
                 Incident.tenant_id == self.tenant_id,
@@ -124,6 +136,6 @@ class ActionRepository(MutableMixin[Action], BaseRepository[Action]):
             )
         )
         if current is not None and not again:
-            stmt = stmt.where(~mine)
+            stmt = stmt.where(~is_current)
         worked, failed = (await self.session.execute(stmt)).one()
         return int(worked), int(failed)

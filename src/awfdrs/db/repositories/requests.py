@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, literal, select, update
-from sqlalchemy.orm import aliased
 
 from awfdrs.db.models import Incident, RemediationRequest, RequestKey
 from awfdrs.db.repositories.base import BaseRepository, fetch_raw
@@ -45,8 +44,7 @@ UPSERT_SQL = """
     judged AS (
         SELECT b.*, k.idempotency_key, k.succeeded_at, s.incident_id AS done_in,
                CASE WHEN k.succeeded_at IS NULL OR NOT b.replayable THEN 'PENDING'
-                    WHEN s.last_failed_at IS NOT NULL AND b.last_failed_at <= s.last_failed_at
-                    THEN 'SUCCEEDED'
+                    WHEN b.last_failed_at <= k.answered_until THEN 'SUCCEEDED'
                     ELSE 'FAILED' END AS status
         FROM batch b
         JOIN request_keys k ON k.tenant_id = CAST($1 AS uuid) AND k.request_hash = b.request_hash
@@ -154,8 +152,18 @@ EVIDENCE_SQL = """
 @dataclass(frozen=True, slots=True)
 class KeyState:
     succeeded_at: datetime | None  # the same content succeeded, in some incident
-    covered: bool  # ... and that success answered this row's failures
+    answered_until: datetime | None  # ... answering its failures up to then (sender's clock)
     busy_until: datetime | None  # another row's attempt of it may be in flight until then
+
+
+def covered(answered_until: datetime | None, succeeded_at: datetime) -> ColumnElement[bool]:
+    """A request is answered by the success of the same content elsewhere when every failure
+    of it was received before that success (our clock), or none is later than the failures
+    the successful attempt was sent for (the sender's clock): a late copy."""
+    received_before = RemediationRequest.last_received_at <= succeeded_at
+    if answered_until is None:
+        return received_before
+    return received_before | (RemediationRequest.last_failed_at <= answered_until)
 
 
 class RequestRepository(BaseRepository[RemediationRequest]):
@@ -354,6 +362,7 @@ class RequestRepository(BaseRepository[RemediationRequest]):
                 "lease_until": func.clock_timestamp()
                 + func.make_interval(0, 0, 0, 0, 0, 0, lease_seconds),
                 "sent_at": func.coalesce(RemediationRequest.sent_at, func.clock_timestamp()),
+                "sent_for_failed_at": RemediationRequest.last_failed_at,
                 "deferred_since": None,
             },
         )
@@ -394,7 +403,11 @@ class RequestRepository(BaseRepository[RemediationRequest]):
                     RequestKey.request_hash == rows[0].request_hash,
                     RequestKey.succeeded_at.is_(None),
                 )
-                .values(succeeded_at=func.clock_timestamp(), succeeded_request_id=request_id)
+                .values(
+                    succeeded_at=func.clock_timestamp(),
+                    succeeded_request_id=request_id,
+                    answered_until=rows[0].sent_for_failed_at,
+                )
             )
         return rows[0] if rows else None
 
@@ -404,40 +417,43 @@ class RequestRepository(BaseRepository[RemediationRequest]):
         Locks the content's key row until the caller's transaction ends, so two incidents
         sending the same content decide one after the other, the second seeing the first's
         lease."""
-        done = aliased(RemediationRequest)
         row = (
             await self.session.execute(
-                select(RequestKey.succeeded_at, done.last_failed_at)
-                .outerjoin(
-                    done,
-                    (done.tenant_id == RequestKey.tenant_id)
-                    & (done.id == RequestKey.succeeded_request_id),
-                )
+                select(RequestKey.succeeded_at, RequestKey.answered_until)
                 .where(
                     RequestKey.tenant_id == self.tenant_id,
                     RequestKey.request_hash == request.request_hash,
                 )
-                .with_for_update(of=RequestKey)
+                .with_for_update()
             )
         ).one_or_none()
+        # Any row of the content under a running lease, whatever its status: a close or a
+        # round's end may have settled a row whose call is still out.
         busy = (
             await self.session.execute(
                 self._scoped(func.max(RemediationRequest.lease_until)).where(
                     RemediationRequest.request_hash == request.request_hash,
                     RemediationRequest.id != request.id,
-                    RemediationRequest.status == RequestStatus.SENT,
                     RemediationRequest.lease_until > func.clock_timestamp(),
                 )
             )
         ).scalar_one_or_none()
-        succeeded_at, answered = row if row is not None else (None, None)
-        return KeyState(
-            succeeded_at=succeeded_at,
-            # A failure no later (on the sender's clock) than those the success answered.
-            covered=succeeded_at is not None
-            and answered is not None
-            and request.last_failed_at <= answered,
-            busy_until=busy,
+        succeeded_at, answered_until = row if row is not None else (None, None)
+        return KeyState(succeeded_at=succeeded_at, answered_until=answered_until, busy_until=busy)
+
+    async def lock_key(self, request_id: uuid.UUID) -> None:
+        """Lock the key row of a request's content: taken first by every transaction that
+        claims or records an attempt (then the vendor row, then the request row), so claim and
+        record never wait on each other in a cycle."""
+        of_request = (
+            select(RemediationRequest.request_hash)
+            .where(self._in_scope(), RemediationRequest.id == request_id)
+            .scalar_subquery()
+        )
+        await self.session.execute(
+            select(RequestKey.request_hash)
+            .where(RequestKey.tenant_id == self.tenant_id, RequestKey.request_hash == of_request)
+            .with_for_update()
         )
 
     async def cancel_pending(self, incident_id: uuid.UUID, note: str, *, limit: int) -> int:
@@ -451,7 +467,13 @@ class RequestRepository(BaseRepository[RemediationRequest]):
         )
         result = await self.session.execute(
             update(RemediationRequest)
-            .where(self._in_scope(), RemediationRequest.id.in_(chosen))
+            # PENDING again outside the subquery: PostgreSQL re-checks only the outer WHERE on
+            # a row a concurrent claim changed, and a row claimed meanwhile is in flight.
+            .where(
+                self._in_scope(),
+                RemediationRequest.id.in_(chosen),
+                RemediationRequest.status == RequestStatus.PENDING,
+            )
             .values(
                 status=RequestStatus.CANCELLED,
                 note=note,
@@ -484,6 +506,7 @@ class RequestRepository(BaseRepository[RemediationRequest]):
         action_id: uuid.UUID | None = None,
         ids: Collection[uuid.UUID] | None = None,
         from_statuses: Collection[RequestStatus] = (RequestStatus.PENDING,),
+        covered_by: tuple[datetime | None, datetime] | None = None,
     ) -> Sequence[RemediationRequest]:
         """Move the incident's unsent requests (or those of ``ids``) in ``from_statuses`` to
         ``to``: CANCELLED by a close, HANDED_OVER by an escalation, SHADOWED in shadow mode,
@@ -491,6 +514,9 @@ class RequestRepository(BaseRepository[RemediationRequest]):
         condition = self._of(incident_id) & RemediationRequest.status.in_(list(from_statuses))
         if ids is not None:
             condition = condition & RemediationRequest.id.in_(list(ids))
+        if covered_by is not None:
+            # Only while the success still answers it (no later failure joined meanwhile).
+            condition = condition & covered(*covered_by)
         # The earlier note (why it failed again, why it was shadowed) stays readable.
         earlier = func.coalesce(literal(" (before: ") + RemediationRequest.note + literal(")"), "")
         values: dict[str, Any] = {"status": to, "note": literal(note) + earlier}
