@@ -1,4 +1,5 @@
-# The awfdrs image: one image for `awfdrs worker` (scale it out) and `awfdrs migrate` (one-shot).
+# The awfdrs image: one image for `awfdrs worker` and `awfdrs api` (scale both out) and
+# `awfdrs migrate` (one-shot).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -14,7 +15,7 @@ COPY src ./src
 RUN pip install -e . && useradd --system --uid 10001 awfdrs
 USER awfdrs
 
-# Prometheus metrics when AWFDRS_METRICS_PORT is set (the compose file sets 9464).
-EXPOSE 9464
+# Prometheus metrics when AWFDRS_METRICS_PORT is set (the compose file sets 9464); the API on 8000.
+EXPOSE 9464 8000
 ENTRYPOINT ["awfdrs"]
 CMD ["worker"]

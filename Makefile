@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $(STAMP)
 
-## run: start Temporal (UI on :8233), PostgreSQL, migrations and a worker, then play the demo
+## run: start Temporal (UI on :8233), PostgreSQL, migrations, a worker and the API (:8000), then play the demo
 run: $(STAMP)
 	$(BIN)/awfdrs up --demo
 

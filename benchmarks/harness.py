@@ -40,8 +40,9 @@ class CpuMeter:
     server and PostgreSQL (its backends included). A process that started in between counts
     whole; one that exited in between is missed (the pools keep their connections open)."""
 
-    def __init__(self, worker_pids: Sequence[int]) -> None:
+    def __init__(self, worker_pids: Sequence[int], api_pids: Sequence[int] = ()) -> None:
         self._worker_pids = set(worker_pids)
+        self._api_pids = set(api_pids)
         self._before: dict[int, tuple[str, float]] = {}
 
     def _component(self, proc: psutil.Process) -> str | None:
@@ -49,6 +50,8 @@ class CpuMeter:
             return "load generator"
         if proc.pid in self._worker_pids:
             return "worker"
+        if proc.pid in self._api_pids:
+            return "API"
         name = proc.name()
         if name.startswith("temporal"):
             return "Temporal server"
@@ -102,6 +105,7 @@ class Bench:
     app_engine: AsyncEngine
     owner_engine: AsyncEngine
     workers: list[WorkerProcess] = field(default_factory=list)
+    apis: list[ApiProcess] = field(default_factory=list)
 
     @property
     def sessions(self) -> async_sessionmaker[AsyncSession]:
@@ -117,6 +121,21 @@ class Bench:
 
     def client(self) -> AwfdrsClient:
         return AwfdrsClient(self.temporal.client, self.task_queue)
+
+    async def start_api(self) -> ApiProcess:
+        """The HTTP edge as its own process, on this run's database and task queue."""
+        api = ApiProcess(
+            {
+                "AWFDRS_DATABASE_URL": self.app_url,
+                "AWFDRS_TEMPORAL_ADDRESS": self.temporal_address,
+                "AWFDRS_TASK_QUEUE": self.task_queue,
+                "AWFDRS_STACK_FILE": str(self.work_dir / "no-stack.json"),
+            },
+            self.work_dir / "api.log",
+        )
+        await api.start()
+        self.apis.append(api)
+        return api
 
     async def start_worker(self, **env: str) -> WorkerProcess:
         worker = WorkerProcess(
@@ -186,6 +205,34 @@ class WorkerProcess:
                 self.process.kill()
 
 
+class ApiProcess(WorkerProcess):
+    """``awfdrs api`` on a free port, its resident memory sampled like a worker's."""
+
+    url = ""
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        with self.log.open("ab") as out:
+            return subprocess.Popen(
+                [sys.executable, "-m", "awfdrs", "api", "--port", "0"],
+                env={**self._env, "AWFDRS_LOG_LEVEL": "INFO", "AWFDRS_LOG_FORMAT": "console"},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+    async def start(self) -> None:
+        # The log of an earlier run in the same work directory names another port: read on.
+        offset = self.log.stat().st_size if self.log.exists() else 0
+        self.process = self._spawn()
+        deadline = time.monotonic() + 60
+        marker = b"api listening on "
+        while marker not in self.log.read_bytes()[offset:]:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"api did not start: {self.log.read_text()[-2000:]}")
+            await asyncio.sleep(0.1)
+        self.url = self.log.read_bytes()[offset:].split(marker, 1)[1].split()[0].decode()
+        self._sampler = asyncio.create_task(self._sample())
+
+
 @asynccontextmanager
 async def bench_stack(work_dir: Path) -> AsyncIterator[Bench]:
     """A fresh database (AWFDRS_BENCH_DATABASE_URL, else the local server, else embedded),
@@ -215,8 +262,8 @@ async def bench_stack(work_dir: Path) -> AsyncIterator[Bench]:
         try:
             yield bench
         finally:
-            for worker in bench.workers:
-                worker.stop()
+            for process in [*bench.apis, *bench.workers]:
+                process.stop()
             await bench.app_engine.dispose()
             await bench.owner_engine.dispose()
             await temporal.shutdown()

@@ -20,7 +20,7 @@ from typing import Any
 
 import psutil
 
-from benchmarks import ingest, latency, lifecycle, scale
+from benchmarks import http, ingest, latency, lifecycle, scale
 from benchmarks.harness import bench_stack
 
 FULL = {
@@ -29,6 +29,7 @@ FULL = {
     "lifecycle": {"incidents": 2000, "workers": 2},
     "scale": {"events": 5_000_000, "incidents": 200_000, "tenants": 50, "probe_events": 50_000,
               "runs": 500},
+    "http": {"events": 200_000, "tenants": 50, "concurrency": 4, "rate": 1000, "seconds": 30},
 }  # fmt: skip
 QUICK = {
     "ingest": {"events": 10_000, "tenants": 10, "naive_events": 500, "concurrency": 4},
@@ -36,6 +37,7 @@ QUICK = {
     "lifecycle": {"incidents": 100, "workers": 2},
     "scale": {"events": 100_000, "incidents": 5_000, "tenants": 10, "probe_events": 5_000,
               "runs": 50},
+    "http": {"events": 10_000, "tenants": 10, "concurrency": 4, "rate": 500, "seconds": 4},
 }  # fmt: skip
 TARGETS = {
     "ingest ≥ 0.5 x floor": ("ingest", "ratio_to_floor", 0.5, ">="),
@@ -48,6 +50,12 @@ TARGETS = {
         ">=",
     ),
     "ingest at scale ≥ 0.8 x empty": ("scale", "ingest_ratio_loaded_to_empty", 0.8, ">="),
+    "HTTP ingest ≥ 0.5 x floor": ("http", "ratio_to_floor", 0.5, ">="),
+}
+# Targets on the HTTP edge's steady load (nested figures).
+STEADY_TARGETS = {
+    "HTTP request p99 ≤ 50 ms at 1,000 events/s": ("request_p99_s", 0.05),
+    "HTTP detection p99 ≤ 1 s (2xx → workflow running)": ("detection_p99_s", 1.0),
 }
 
 
@@ -60,7 +68,13 @@ def machine() -> dict[str, Any]:
     }
 
 
-BENCHMARKS = {"ingest": ingest, "latency": latency, "lifecycle": lifecycle, "scale": scale}
+BENCHMARKS = {
+    "ingest": ingest,
+    "latency": latency,
+    "lifecycle": lifecycle,
+    "scale": scale,
+    "http": http,
+}
 
 
 async def run(quick: bool, work_dir: Path, only: list[str] | None = None) -> dict[str, Any]:
@@ -87,6 +101,10 @@ async def run(quick: bool, work_dir: Path, only: list[str] | None = None) -> dic
         label: _verdict(results[section][key], bound, op)
         for label, (section, key, bound, op) in TARGETS.items()
     }
+    results["targets"].update({
+        label: _verdict(results["http"]["steady"][key], bound, "<=")
+        for label, (key, bound) in STEADY_TARGETS.items()
+    })  # fmt: skip
     results["targets"].update({
         f"{name} p99 ≤ 10 ms": _verdict(query["p99_ms"], 10.0, "<=")
         for name, query in results["scale"]["queries"].items()
@@ -260,9 +278,53 @@ def markdown(results: dict[str, Any]) -> str:
              _rate(sc["floor_loaded_events_per_s"]), f"{sc['floor_ratio_loaded_to_empty']:.2f}"],
         ],
     )  # fmt: skip
+    out += http_markdown(results)
     if results.get("analysis"):
         out += ["## Where the time goes", "", results["analysis"], ""]
     return "\n".join(out)
+
+
+def http_markdown(results: dict[str, Any]) -> list[str]:
+    web = results["http"]
+    steady = web["steady"]
+    out = ["## 6. Ingest over HTTP (the API as its own process)", ""]
+    out += [f"Parameters: `{json.dumps(web['parameters'])}`", ""]
+    out += _table(
+        ["path", "events/s", "HTTP ÷ path"],
+        [
+            ["HTTP: POST /v1/events → stored, incidents upserted, outbox written",
+             _rate(web["http_events_per_s"]), "—"],
+            ["floor: raw asyncpg, same rows, set-based", _rate(web["floor_events_per_s"]),
+             f"{web['ratio_to_floor']:.2f}"],
+        ],
+    )  # fmt: skip
+    out += [
+        f"Request latency in that run: p50 {_ms(web['throughput_request_p50_s'])}, p99 "
+        f"{_ms(web['throughput_request_p99_s'])}. Peak RSS of the API process: "
+        f"**{web['api_peak_rss_mb']:.0f} MB**. CPU seconds per 1,000 events "
+        f"({web['cpu_cores_busy']:.2f} cores busy):",
+        "",
+    ]
+    out += _table(
+        ["component", "CPU s / 1k events"],
+        [[k, f"{v:.3f}"] for k, v in web["cpu_seconds_per_1k_events"].items()],
+    )
+    out += [
+        f"Steady load `{json.dumps(steady['parameters'])}`: achieved "
+        f"{_rate(steady['achieved_events_per_s'])} events/s in {steady['requests']} requests, "
+        f"{steady['incidents']} incidents opened (started once the throughput run's "
+        f"outbox had drained, {steady.get('backlog_drained_after_s', 0):.0f} s after it).",
+        "",
+    ]
+    out += _table(
+        ["measure", "p50", "p99"],
+        [
+            ["request latency", _ms(steady["request_p50_s"]), _ms(steady["request_p99_s"])],
+            ["2xx → incident workflow running (outbox + dispatcher)",
+             _ms(steady["detection_p50_s"]), _ms(steady["detection_p99_s"])],
+        ],
+    )  # fmt: skip
+    return out
 
 
 def main() -> None:

@@ -39,12 +39,17 @@ def test_quick_benchmarks_finish_and_compute_their_ratios(tmp_path: Path) -> Non
         results["lifecycle"]["wide"]["requests_per_s"],
         results["scale"]["ingest_ratio_loaded_to_empty"],
         *(q["p99_ms"] for q in results["scale"]["queries"].values()),
+        results["http"]["ratio_to_floor"],
+        results["http"]["api_peak_rss_mb"],
+        results["http"]["steady"]["request_p99_s"],
+        results["http"]["steady"]["detection_p99_s"],
     ]
     assert all(isinstance(f, float) and math.isfinite(f) and f > 0 for f in figures), figures
     assert all(q["uses_expected_index"] for q in results["scale"]["queries"].values())
     assert set(results["targets"]) >= {
         "ingest ≥ 0.5 x floor",
         "lifecycle ≥ 20 incidents/s (1 request, one worker)",
+        "HTTP ingest ≥ 0.5 x floor",
     }
     assert results["lifecycle"]["wide"]["requests_per_incident"] == 20
     assert "| target | measured | met |" in (tmp_path / "BENCHMARKS.md").read_text()

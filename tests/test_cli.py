@@ -27,6 +27,7 @@ COMMANDS = [
     ["incidents", "list"], ["incidents", "show"], ["incidents", "approve"],
     ["incidents", "reject"], ["incidents", "resolve"], ["incidents", "ignore"],
     ["kill-switch", "activate"], ["kill-switch", "release"], ["kill-switch", "list"],
+    ["api"], ["keys", "create"], ["keys", "list"], ["keys", "revoke"],
 ]  # fmt: skip
 
 

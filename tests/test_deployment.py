@@ -95,3 +95,17 @@ def test_the_schema_job_is_idempotent_and_covers_both_databases(compose: dict[st
 def test_the_search_attributes_are_registered_by_migrate() -> None:
     # `awfdrs migrate` registers them (ensure_search_attributes); the compose file runs it.
     assert len(SEARCH_ATTRIBUTES) <= 10  # SQL visibility allows ten custom Keyword attributes
+
+
+def test_the_api_service_needs_only_postgres_and_is_health_checked(compose: dict[str, Any]) -> None:
+    api = compose["services"]["api"]
+    assert api["build"] == "."
+    assert api["command"] == ["api"]
+    env = _environment(api)
+    assert env["AWFDRS_API_HOST"] == "0.0.0.0"
+    assert f"{env['AWFDRS_API_PORT']}:{env['AWFDRS_API_PORT']}" in api["ports"]
+    assert api["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    # Ingest must keep answering while Temporal is down: the api does not wait for it.
+    assert "temporal" not in api["depends_on"]
+    assert "/healthz" in " ".join(api["healthcheck"]["test"])
+    assert "8000" in (ROOT / "Dockerfile").read_text()

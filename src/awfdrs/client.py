@@ -68,6 +68,8 @@ async def connect_temporal(
         namespace=settings.temporal_namespace,
         data_converter=pydantic_data_converter,
         runtime=runtime,
+        tls=settings.temporal_tls_config(),
+        api_key=settings.temporal_api_key,
     )
 
 

@@ -6,7 +6,8 @@ Nothing is read at import time: call :func:`get_settings` (cached) or :func:`loa
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -14,6 +15,9 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from awfdrs.errors import ConfigError
+
+if TYPE_CHECKING:
+    from temporalio.service import TLSConfig
 
 ENV_PREFIX = "AWFDRS_"
 APP_ROLE = "awfdrs_app"
@@ -61,6 +65,36 @@ class Settings(BaseSettings):
     temporal_address: str = Field(default="127.0.0.1:7233", min_length=3)
     temporal_namespace: str = Field(default="default", min_length=1)
     task_queue: str = Field(default="awfdrs", min_length=1)
+    # A secured self-hosted cluster (TLS, mTLS) or Temporal Cloud (mTLS or an API key). Paths,
+    # not PEM text, so secrets can stay in mounted files.
+    temporal_tls: bool = Field(
+        default=False, description="Connect to Temporal over TLS (implied by the other TLS_*)."
+    )
+    temporal_tls_ca_file: str | None = Field(
+        default=None, description="CA bundle (PEM) that signed the server's certificate."
+    )
+    temporal_tls_cert_file: str | None = Field(
+        default=None, description="Client certificate (PEM) for mTLS."
+    )
+    temporal_tls_key_file: str | None = Field(
+        default=None, description="Client private key (PEM) for mTLS."
+    )
+    temporal_tls_server_name: str | None = Field(
+        default=None, description="Server name to verify, when it differs from the address."
+    )
+    temporal_api_key: str | None = Field(
+        default=None, description="API key (Temporal Cloud); implies TLS.", repr=False
+    )
+    api_host: str = Field(default="127.0.0.1", min_length=1)
+    api_port: int = Field(default=8000, ge=0, le=65535)
+    api_max_in_flight: int = Field(
+        default=64,
+        ge=1,
+        le=100_000,
+        description="Requests handled at once per API process; more are answered 503 with "
+        "Retry-After instead of queueing without bound.",
+    )
+    api_max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     analyzer: str = Field(
         default="awfdrs.analysis.rules:RulesAnalyzer",
         pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
@@ -104,6 +138,43 @@ class Settings(BaseSettings):
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError("must be host:port, e.g. 127.0.0.1:7233")
         return value
+
+    @field_validator("temporal_tls_cert_file", "temporal_tls_key_file", "temporal_tls_ca_file")
+    @classmethod
+    def _optional_path(cls, value: str | None) -> str | None:
+        return None if value in (None, "") else value
+
+    def temporal_tls_config(self) -> TLSConfig | bool:
+        """What ``Client.connect(tls=...)`` takes: False, True (system roots) or a TLSConfig.
+
+        Raises :class:`ConfigError` naming the variable when a file cannot be read or only one
+        half of the client certificate pair is given.
+        """
+        from temporalio.service import TLSConfig
+
+        files = (self.temporal_tls_ca_file, self.temporal_tls_cert_file, self.temporal_tls_key_file)
+        if not any(files) and not self.temporal_tls_server_name:
+            return self.temporal_tls or self.temporal_api_key is not None
+        if bool(self.temporal_tls_cert_file) != bool(self.temporal_tls_key_file):
+            raise ConfigError(
+                f"{ENV_PREFIX}TEMPORAL_TLS_CERT_FILE and {ENV_PREFIX}TEMPORAL_TLS_KEY_FILE "
+                "go together (mTLS needs both)"
+            )
+
+        def read(name: str, path: str | None) -> bytes | None:
+            if path is None:
+                return None
+            try:
+                return Path(path).read_bytes()
+            except OSError as exc:
+                raise ConfigError(f"{ENV_PREFIX}{name}: cannot read {path}: {exc}") from None
+
+        return TLSConfig(
+            server_root_ca_cert=read("TEMPORAL_TLS_CA_FILE", self.temporal_tls_ca_file),
+            client_cert=read("TEMPORAL_TLS_CERT_FILE", self.temporal_tls_cert_file),
+            client_private_key=read("TEMPORAL_TLS_KEY_FILE", self.temporal_tls_key_file),
+            domain=self.temporal_tls_server_name,
+        )
 
     def escalation_links(self) -> dict[str, str]:
         """Where on-call looks, as templates with ``{incident_id}``, for escalation payloads."""

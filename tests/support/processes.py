@@ -72,3 +72,71 @@ def worker_env(app_url: str, temporal_address: str, task_queue: str) -> dict[str
 
 # Makes a (not yet started) worker process for a Temporal address; fixture ``workers``.
 WorkerFactory = Callable[[str], WorkerProcess]
+
+
+class ApiProcess:
+    """``python -m awfdrs api`` with its log in a file; ``url`` once started. ``port`` 0 picks
+    a free port at each start; a fixed one survives restarts (clients keep their URL)."""
+
+    def __init__(self, env: dict[str, str], log: Path, port: int = 0) -> None:
+        self._env = {**os.environ, **env}
+        self.log = log
+        self.port = port
+        self.process: subprocess.Popen[bytes] | None = None
+        self.url = ""
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        with self.log.open("ab") as out:
+            return subprocess.Popen(
+                [sys.executable, "-m", "awfdrs", "api", "--port", str(self.port)],
+                env=self._env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+    async def start(self, ready_within: float = 30.0) -> str:
+        """Start and wait until it listens; returns its URL (the port is picked anew)."""
+        offset = self.log.stat().st_size if self.log.exists() else 0
+        self.process = self._spawn()
+        deadline = asyncio.get_running_loop().time() + ready_within
+        marker = b"api listening on "
+        while True:
+            text = self.log.read_bytes()[offset:]
+            if marker in text:
+                rest = text.split(marker, 1)[1]
+                if b" " in rest or b"\n" in rest:
+                    self.url = rest.split()[0].decode()
+                    break
+            if self.process.poll() is not None:
+                raise RuntimeError(f"api exited with {self.process.returncode}: {self.tail()}")
+            if asyncio.get_running_loop().time() > deadline:
+                raise RuntimeError(f"api not ready after {ready_within}s: {self.tail()}")
+            await asyncio.sleep(0.05)
+        return self.url
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> int:
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else 0
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+
+    def tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def api_env(app_url: str, temporal_address: str, task_queue: str, **more: str) -> dict[str, str]:
+    return {
+        **worker_env(app_url, temporal_address, task_queue),
+        "AWFDRS_STACK_FILE": "/nonexistent/stack.json",
+        "AWFDRS_LOG_FORMAT": "console",
+        **more,
+    }

@@ -10,9 +10,10 @@ import typer
 
 from awfdrs.cli.incidents import incidents
 from awfdrs.cli.ingest import ingest
+from awfdrs.cli.keys import keys
 from awfdrs.cli.kill_switch import kill_switch
 from awfdrs.cli.setup import tenants, vendors, workflows
-from awfdrs.cli.stack import migrate, up, worker
+from awfdrs.cli.stack import api, migrate, up, worker
 
 app = typer.Typer(
     help="awfdrs: detect failures in business workflows and remediate them safely.",
@@ -22,6 +23,7 @@ app = typer.Typer(
 )
 app.command()(up)
 app.command()(worker)
+app.command()(api)
 app.command()(migrate)
 app.command()(ingest)
 app.add_typer(tenants, name="tenants")
@@ -29,6 +31,7 @@ app.add_typer(workflows, name="workflows")
 app.add_typer(vendors, name="vendors")
 app.add_typer(incidents, name="incidents")
 app.add_typer(kill_switch, name="kill-switch")
+app.add_typer(keys, name="keys")
 
 
 def main() -> None:

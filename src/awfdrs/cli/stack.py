@@ -38,7 +38,8 @@ def up(
         Path, typer.Option(help="Where the embedded PostgreSQL and Temporal keep their data.")
     ] = DEFAULT_DATA_DIR,
 ) -> None:
-    """Start everything locally: Temporal dev server with UI, PostgreSQL, migrations, a worker.
+    """Start everything locally: Temporal dev server with UI, PostgreSQL, migrations, a worker
+    and the HTTP API (AWFDRS_API_HOST / AWFDRS_API_PORT, 127.0.0.1:8000 by default).
 
     PostgreSQL is AWFDRS_DATABASE_URL's when set, else an embedded one in DATA_DIR. Other
     awfdrs commands, in other terminals of this folder, find this stack by themselves.
@@ -64,10 +65,16 @@ def up(
                     "temporal_address": running.temporal_address,
                     "temporal_namespace": running.temporal_namespace,
                     "task_queue": running.task_queue,
+                    **({"api_url": stack.api_url} if stack.api_url else {}),
                 },
             )
             ui = f", UI {stack.ui_url}" if stack.ui_url else ""
             typer.echo(f"awfdrs is up: Temporal {running.temporal_address}{ui}")
+            if stack.api_url:
+                typer.echo(
+                    f"HTTP API {stack.api_url} (OpenAPI: {stack.api_url}/openapi.json); "
+                    "create a key with: awfdrs keys create --tenant demo --role ingest"
+                )
             typer.echo(f"other awfdrs commands in this folder use it (see {found})")
             app_engine = build_engine(running.require_database_url(), running)
             owner_engine = build_engine(stack.owner_url, running)
@@ -80,6 +87,7 @@ def up(
                     make_sessionmaker(app_engine),
                     make_sessionmaker(owner_engine),
                     stack.ui_url,
+                    api_url=stack.api_url,
                 )
 
                 async def play(demo: Demo) -> None:
@@ -114,6 +122,31 @@ def worker() -> None:
         await run_worker(settings)
 
     run(command)
+
+
+def api(
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on [default: AWFDRS_API_HOST, 127.0.0.1]")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port [default: AWFDRS_API_PORT, 8000]; 0 picks a free one")
+    ] = None,
+) -> None:
+    """Serve the HTTP edge: events in four formats, per-tenant keys, /openapi.json, /healthz.
+
+    Example: AWFDRS_DATABASE_URL=postgresql://awfdrs_app@db/awfdrs awfdrs api --port 8000
+    """
+    from awfdrs.cli.common import cli_settings, describe_failure, fail
+
+    try:
+        settings = cli_settings()
+        logs.configure(settings.log_level, settings.log_format)
+        settings.require_database_url()
+        from awfdrs.api.server import run_api
+
+        run_api(settings, host or settings.api_host, settings.api_port if port is None else port)
+    except Exception as error:
+        fail(describe_failure(error, None))
 
 
 def migrate() -> None:

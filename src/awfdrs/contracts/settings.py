@@ -37,6 +37,14 @@ class TenantSettings(Contract):
     fuse_window_seconds: float = Field(300.0, gt=0, le=86_400)
     held_recheck_seconds: float = Field(60.0, gt=0, le=86_400)
     max_deferral_seconds: float = Field(900.0, gt=0, le=7 * 86_400)
+    # The HTTP edge's per-tenant quota, a token bucket of events (not requests): refilled at
+    # this rate, holding at most ``ingest_burst`` (default: two seconds' worth).
+    ingest_events_per_second: float = Field(2_000.0, gt=0, le=1_000_000)
+    ingest_burst: int | None = Field(None, ge=1, le=10_000_000)
+
+    @property
+    def effective_ingest_burst(self) -> float:
+        return float(self.ingest_burst or max(1.0, 2 * self.ingest_events_per_second))
 
 
 class WorkflowSettings(Contract):

@@ -14,9 +14,10 @@ import json
 import secrets
 import urllib.parse
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 from rich.console import Console
 from rich.markup import escape
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -28,8 +29,9 @@ from awfdrs.admin import (
     find_tenant_by_name,
     update_tenant_settings,
 )
-from awfdrs.client import AwfdrsClient
-from awfdrs.contracts import Outcome, TenantSettings
+from awfdrs.api.keys import Role, create_key
+from awfdrs.client import AwfdrsClient, IngestSummary
+from awfdrs.contracts import EventResult, IncidentChange, Outcome, TenantSettings
 from awfdrs.db.repositories import (
     ActionRepository,
     DecisionRepository,
@@ -79,8 +81,12 @@ class Demo:
         owner_sessions: async_sessionmaker[AsyncSession],
         ui_url: str | None,
         console: Console | None = None,
+        api_url: str | None = None,
     ) -> None:
         self.client = client
+        # With the API running, events go in over HTTP with an ingest key, as a tenant's
+        # systems send them; without it (the workflow tests) through IngestEvents.
+        self.api_url = api_url
         self.sessions = sessions
         self.owner_sessions = owner_sessions
         self.ui_url = ui_url
@@ -91,6 +97,7 @@ class Demo:
         self.run_id = secrets.token_hex(3)
         self._seen: dict[str, object] = {}
         self._requests: dict[uuid.UUID, list[tuple[str, RequestStatus, int, str, Any]]] = {}
+        self._key: str | None = None
 
     def say(self, text: str) -> None:
         self.console.print(text)
@@ -181,7 +188,7 @@ class Demo:
         }, stock)  # fmt: skip
         events = [*charges, charges[0], *invoices, invoices[1], blip]
         self.say(f"→ sending {len(events)} events (2 of them redeliveries)")
-        summary = await self.client.ingest(tenant_id, events)
+        summary = await self._send(tenant_id, events)
         counts = ", ".join(f"{summary.count(o)} {o.value}" for o in Outcome)
         self.say(f"  ingest: {counts}")
         await asyncio.sleep(1.0)
@@ -189,13 +196,42 @@ class Demo:
             tenant_id, flows["inventory"], f"{key}-stock-2", "inventory.sync.succeeded", {}, stock
         )
         self.say("→ the warehouse API answers again: sending inventory.sync.succeeded")
-        await self.client.ingest(tenant_id, [recovered])
+        await self._send(tenant_id, [recovered])
         incident_ids = {c.incident_id for c in summary.incidents}
         settled = await self._watch(tenant_id, incident_ids)
         if self.ui_url:
             query = urllib.parse.quote(f'AwfdrsTenant="{tenant_id}"')
             self.say(f"\nTemporal UI: {self.ui_url}/namespaces/default/workflows?query={query}")
         return settled
+
+    async def _send(self, tenant_id: uuid.UUID, events: list[dict[str, Any]]) -> IngestSummary:
+        if self.api_url is None:
+            return await self.client.ingest(tenant_id, events)
+        if self._key is None:
+            self._key, info = await create_key(
+                self.sessions, tenant_id, Role.INGEST, name=f"demo run {self.run_id}",
+                expires_in=timedelta(hours=1),
+            )  # fmt: skip
+            self.say(f"  API {self.api_url} · ingest key {info.prefix}… (expires in an hour)")
+        # The key names the tenant: the events leave tenant_id out.
+        body = {"events": [{k: v for k, v in e.items() if k != "tenant_id"} for e in events]}
+        async with httpx.AsyncClient(timeout=30) as http:
+            response = await http.post(
+                f"{self.api_url}/v1/events",
+                json=body,
+                headers={"Authorization": f"Bearer {self._key}"},
+            )
+        response.raise_for_status()
+        answer = response.json()
+        return IngestSummary(
+            outcomes=[
+                EventResult(
+                    idempotency_key=o["idempotency_key"], outcome=o["outcome"], reason=o["reason"]
+                )
+                for o in answer["outcomes"]
+            ],
+            incidents=[IncidentChange.model_validate(c) for c in answer["incidents"]],
+        )
 
     async def _watch(
         self, tenant_id: uuid.UUID, incident_ids: set[uuid.UUID], limit: float = 120

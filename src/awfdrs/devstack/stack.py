@@ -39,6 +39,7 @@ class RunningStack:
     settings: Settings  # what the worker uses: application role, Temporal address
     owner_url: str
     ui_url: str | None
+    api_url: str | None = None
 
 
 def _database_urls(settings: Settings) -> tuple[str, str] | None:
@@ -58,7 +59,9 @@ def _database_urls(settings: Settings) -> tuple[str, str] | None:
 
 
 @asynccontextmanager
-async def local_stack(settings: Settings, data_dir: Path) -> AsyncIterator[RunningStack]:
+async def local_stack(
+    settings: Settings, data_dir: Path, *, with_api: bool = True
+) -> AsyncIterator[RunningStack]:
     async with AsyncExitStack() as stack:
         urls = _database_urls(settings)
         if urls is None:
@@ -111,4 +114,18 @@ async def local_stack(settings: Settings, data_dir: Path) -> AsyncIterator[Runni
                 await task
 
         stack.push_async_callback(stop_worker)
-        yield RunningStack(worker_settings, owner_url, ui_url)
+        api_url = None
+        if with_api:
+            api_url = await stack.enter_async_context(_api(worker_settings))
+            log.info("API at %s (OpenAPI at %s/openapi.json)", api_url, api_url)
+        yield RunningStack(worker_settings, owner_url, ui_url, api_url)
+
+
+@asynccontextmanager
+async def _api(settings: Settings) -> AsyncIterator[str]:
+    """The HTTP edge in this process, on AWFDRS_API_PORT, or on a free port when that one is
+    taken (a second stack, another service): the URL goes to stack.json either way."""
+    from awfdrs.api.server import serving
+
+    async with serving(settings, settings.api_host, settings.api_port, any_port=True) as url:
+        yield url

@@ -2,6 +2,7 @@
 
 from awfdrs.db.base import Base, BaseModel
 from awfdrs.db.models.actions import Action
+from awfdrs.db.models.api_keys import ApiKey
 from awfdrs.db.models.decisions import Decision
 from awfdrs.db.models.events import Event
 from awfdrs.db.models.fuse_episodes import FuseEpisode
@@ -17,6 +18,7 @@ from awfdrs.db.models.workflows import Workflow
 
 __all__ = [
     "Action",
+    "ApiKey",
     "Base",
     "BaseModel",
     "Decision",

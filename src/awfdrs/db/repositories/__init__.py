@@ -1,6 +1,7 @@
 """One repository per aggregate; tenant scope fixed at construction (vendors are global)."""
 
 from awfdrs.db.repositories.actions import ActionRepository
+from awfdrs.db.repositories.api_keys import ApiKeyDirectory, ApiKeyRepository, KeyRecord
 from awfdrs.db.repositories.decisions import DecisionRepository
 from awfdrs.db.repositories.events import EventRepository
 from awfdrs.db.repositories.fuse_episodes import FuseEpisodeRepository
@@ -20,6 +21,8 @@ from awfdrs.db.repositories.workflows import WorkflowRepository
 
 __all__ = [
     "ActionRepository",
+    "ApiKeyDirectory",
+    "ApiKeyRepository",
     "Claimed",
     "DecisionRepository",
     "EventRepository",
@@ -27,6 +30,7 @@ __all__ = [
     "IncidentDirectory",
     "IncidentRepository",
     "IncidentTouch",
+    "KeyRecord",
     "KillSwitchRepository",
     "MetricsRepository",
     "Notice",

@@ -1,0 +1,222 @@
+"""What the endpoints share: the process's resources, authentication, and the one ingest step.
+
+:func:`ingest` is where every format meets the ingest core: the tenant's quota, workflow names
+resolved, then :func:`awfdrs.ingest_core.store_events` with the key's tenant
+(``implied_tenant=True``), its failures mapped to the edge's status codes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from fastapi import Request
+from fastapi.responses import Response
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from starlette.requests import ClientDisconnect
+from temporalio.client import Client
+
+from awfdrs.api import formats
+from awfdrs.api.auth import KeyCache, Principal, bearer, require_ingest
+from awfdrs.api.errors import ApiError, database_unavailable, unavailable
+from awfdrs.api.limits import Quotas, read_body
+from awfdrs.api.schemas import Check, IngestResponse
+from awfdrs.config import Settings, asyncpg_dsn
+from awfdrs.db.repositories import WorkflowRepository
+from awfdrs.db.session import tenant_session
+from awfdrs.ingest_core import TenantUnavailable, store_events
+
+log = logging.getLogger("awfdrs.api")
+HEALTH_TIMEOUT = 2.0
+NAMES_SECONDS = 5.0
+# A waiting request is better answered 503 quickly than held while the pool is exhausted.
+API_POOL_TIMEOUT = 5.0
+JSON = "application/json"
+CE_STRUCTURED = "application/cloudevents+json"
+CE_BATCH = "application/cloudevents-batch+json"
+
+
+@dataclass
+class Edge:
+    """What the handlers share, built once per process in the lifespan."""
+
+    settings: Settings
+    sessions: async_sessionmaker[AsyncSession]
+    keys: KeyCache
+    quotas: Quotas = field(default_factory=Quotas)
+    names: dict[uuid.UUID, tuple[float, dict[str, uuid.UUID]]] = field(default_factory=dict)
+    temporal: Client | None = None
+
+
+def build_api_engine(settings: Settings) -> AsyncEngine:
+    """The API's pool: no pre-ping (a round trip per request); a connection broken by a
+    database restart fails one request with 503, and the pool replaces it."""
+    return create_async_engine(
+        settings.require_database_url(),
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=min(settings.db_pool_timeout, API_POOL_TIMEOUT),
+        connect_args={"server_settings": {"application_name": "awfdrs-api"}, "timeout": 5},
+    )
+
+
+def media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+def unsupported(got: str, allowed: tuple[str, ...]) -> ApiError:
+    return ApiError(
+        415,
+        "unsupported_media_type",
+        f"Content-Type {got or '(none)'!r} is not accepted here; send {' or '.join(allowed)}",
+    )
+
+
+async def body_of(request: Request, edge: Edge) -> bytes:
+    try:
+        return await read_body(
+            request.stream(),
+            request.headers.get("content-length"),
+            edge.settings.api_max_body_bytes,
+        )
+    except ClientDisconnect:
+        # The sender hung up mid-body (a timeout, a crash): nothing was read, nothing is
+        # written, and nobody is left to read an answer; no 500 and no traceback for it.
+        raise ApiError(
+            400, "client_disconnected", "the body ended before it was complete"
+        ) from None
+
+
+def edge_of(request: Request) -> Edge:
+    edge: Edge = request.app.state.edge
+    return edge
+
+
+async def principal_of(request: Request, key: str | None = None) -> Principal:
+    edge = edge_of(request)
+    presented = key if key is not None else bearer(request.headers.get("authorization"))
+    try:
+        principal = await edge.keys.authenticate(presented)
+    except ApiError:
+        raise
+    except Exception as error:
+        if database_unavailable(error):
+            raise unavailable() from error
+        raise
+    require_ingest(principal)
+    return principal
+
+
+async def workflow_names(
+    edge: Edge, tenant_id: uuid.UUID, wanted: set[str]
+) -> dict[str, uuid.UUID]:
+    """The tenant's workflows by name, cached for a few seconds; re-read when a wanted name is
+    missing, so a workflow added a moment ago is found."""
+    cached = edge.names.get(tenant_id)
+    if (
+        cached is not None
+        and time.monotonic() - cached[0] < NAMES_SECONDS
+        and wanted <= set(cached[1])
+    ):
+        return cached[1]
+    async with tenant_session(edge.sessions, tenant_id) as session:
+        rows = await WorkflowRepository(session, tenant_id=tenant_id).list_all()
+    names = {w.name: w.id for w in rows}
+    edge.names[tenant_id] = (time.monotonic(), names)
+    return names
+
+
+async def ingest(
+    request: Request,
+    principal: Principal,
+    events: list[Any],
+    *,
+    over_quota_status: int = 429,
+) -> IngestResponse:
+    """Quota, workflow names, then the one ingest core with the key's tenant."""
+    edge = edge_of(request)
+    settings = principal.settings
+    wait = edge.quotas.take(
+        principal.tenant_id,
+        len(events),
+        settings.ingest_events_per_second,
+        settings.effective_ingest_burst,
+    )
+    if wait is not None:
+        raise ApiError(
+            over_quota_status,
+            "quota_exceeded",
+            f"tenant {principal.tenant_id} is over its quota of "
+            f"{settings.ingest_events_per_second:g} events/s (burst "
+            f"{settings.effective_ingest_burst:g}); nothing was written, send again after "
+            "Retry-After",
+            retry_after=wait,
+        )
+    try:
+        refs = formats.workflow_refs(events)
+        if refs:
+            names = await workflow_names(edge, principal.tenant_id, refs)
+            events = formats.resolve_workflows(events, names)
+        result = await store_events(
+            edge.sessions,
+            principal.tenant_id,
+            events,
+            task_queue=edge.settings.task_queue,
+            implied_tenant=True,
+        )
+    except TenantUnavailable as error:
+        raise ApiError(403, "tenant_inactive", str(error)) from error
+    except ApiError:
+        raise
+    except Exception as error:
+        if database_unavailable(error):
+            log.warning("ingest refused: PostgreSQL unavailable (%s)", error)
+            raise unavailable() from error
+        raise
+    return IngestResponse.of(result)
+
+
+def respond(model: Any, status: int = 200) -> Response:
+    return Response(model.model_dump_json(), status_code=status, media_type=JSON)
+
+
+async def check_postgres(edge: Edge) -> Check:
+    """On a connection of its own, not the pool's: a pool busy with ingest must not make a
+    load balancer take a healthy replica out."""
+    try:
+        async with asyncio.timeout(HEALTH_TIMEOUT):
+            connection = await asyncpg.connect(asyncpg_dsn(edge.settings.require_database_url()))
+            try:
+                await connection.fetchval("SELECT 1")
+            finally:
+                await connection.close()
+    except Exception as error:
+        return Check(ok=False, detail=f"{type(error).__name__}: {error}"[:300])
+    return Check(ok=True, detail="answers")
+
+
+async def check_temporal(edge: Edge) -> Check:
+    from awfdrs.client import connect_temporal
+
+    settings = edge.settings
+    try:
+        async with asyncio.timeout(HEALTH_TIMEOUT):
+            if edge.temporal is None:
+                edge.temporal = await connect_temporal(settings)
+            await edge.temporal.service_client.check_health()
+    except Exception as error:
+        return Check(
+            ok=False,
+            detail=f"{settings.temporal_address}: {type(error).__name__}: {error}"[:300],
+        )
+    return Check(ok=True, detail=f"{settings.temporal_address} answers")

@@ -1,0 +1,117 @@
+"""``awfdrs keys``: the per-tenant API keys senders and operators use on the HTTP edge."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from awfdrs.cli.common import (
+    console,
+    databases,
+    emit_json,
+    parse_duration,
+    resolve_tenant,
+    run,
+)
+from awfdrs.config import Settings
+
+keys = typer.Typer(help="API keys for the HTTP edge (awfdrs api).", no_args_is_help=True)
+ROLES = ("ingest", "viewer", "operator", "admin")
+
+
+@keys.command("create")
+def keys_create(
+    tenant: Annotated[str, typer.Option("--tenant", "-t", help="Tenant name or id.")],
+    role: Annotated[
+        str, typer.Option("--role", help="ingest (send events), viewer, operator or admin.")
+    ],
+    name: Annotated[str, typer.Option("--name", help="A label: who or what uses it.")] = "",
+    expires: Annotated[
+        str | None, typer.Option("--expires", help="Lifetime: 90s, 15m, 2h, 30d.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
+) -> None:
+    """Create a key and print it once: only its hash is stored, it cannot be shown again.
+
+    Example: awfdrs keys create --tenant acme --role ingest --name payments-service --expires 90d
+    """
+    if role not in ROLES:
+        raise typer.BadParameter(f"must be one of {', '.join(ROLES)}", param_hint="--role")
+    lifetime = timedelta(seconds=parse_duration(expires)) if expires else None
+
+    async def command(settings: Settings) -> None:
+        from awfdrs.api.keys import Role, create_key
+
+        async with databases(settings) as dbs:
+            tenant_id = await resolve_tenant(dbs, tenant)
+            key, info = await create_key(
+                dbs.app, tenant_id, Role(role), name=name, expires_in=lifetime
+            )
+        if as_json:
+            emit_json({"key": key, **info.as_json()})
+            return
+        console.print(f"key {info.id} ({info.role.value}) for tenant {tenant_id}:", markup=False)
+        typer.echo(key)
+        console.print("Store it now: it is not shown again.", markup=False)
+        if info.expires_at:
+            console.print(f"It expires at {info.expires_at.isoformat()}.", markup=False)
+
+    run(command)
+
+
+@keys.command("list")
+def keys_list(
+    tenant: Annotated[str, typer.Option("--tenant", "-t", help="Tenant name or id.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """A tenant's keys with their prefix, role, state and last use (never the secret).
+
+    Example: awfdrs keys list --tenant acme
+    """
+
+    async def command(settings: Settings) -> None:
+        from awfdrs.api.keys import list_keys
+
+        async with databases(settings) as dbs:
+            tenant_id = await resolve_tenant(dbs, tenant)
+            found = await list_keys(dbs.app, tenant_id)
+        if as_json:
+            emit_json([k.as_json() for k in found])
+            return
+        table = Table("id", "prefix", "name", "role", "state", "expires", "last used")
+        for k in found:
+            table.add_row(
+                str(k.id), k.prefix, k.name, k.role.value, k.state(),
+                k.expires_at.isoformat(timespec="seconds") if k.expires_at else "never",
+                k.last_used_at.isoformat(timespec="seconds") if k.last_used_at else "—",
+            )  # fmt: skip
+        console.print(table)
+
+    run(command)
+
+
+@keys.command("revoke")
+def keys_revoke(
+    key: Annotated[str, typer.Argument(help="The key's id (or its public prefix).")],
+) -> None:
+    """Revoke a key; the API refuses it within 5 seconds (its cache lives at most that long).
+
+    Example: awfdrs keys revoke 3f2b8c1e-6d0a-4c7e-9a51-2b7f0e4d9c13
+    """
+
+    async def command(settings: Settings) -> None:
+        from awfdrs.api.keys import revoke_key
+
+        async with databases(settings) as dbs:
+            info = await revoke_key(dbs.app, key)
+        assert info.revoked_at is not None
+        console.print(
+            f"key {info.id} ({info.prefix}) of tenant {info.tenant_id} revoked at "
+            f"{info.revoked_at.isoformat(timespec='seconds')}",
+            markup=False,
+        )
+
+    run(command)
