@@ -485,8 +485,10 @@ async def test_alertmanager_firing_then_resolved(
     assert first.status_code == 200, first.text
     assert first.json()["outcomes"][0]["outcome"] == "accepted"
     assert first.json()["incidents"][0]["severity"] == "critical"
-    # A resend (or the HA peer's copy) is a duplicate, even with a new endsAt.
-    resent = {**payload, "alerts": [{**alert, "endsAt": "2026-12-01T12:09:00Z"}]}
+    # A resend (or the HA peer's copy) is a duplicate, even with a new endsAt and annotations
+    # Prometheus templated again ({{ $value }} changed).
+    retemplated = {**alert, "annotations": {"summary": "payment errors at 7.2%"}}
+    resent = {**payload, "alerts": [{**retemplated, "endsAt": "2026-12-01T12:09:00Z"}]}
     again = await http.post("/v1/alertmanager?workflow=payments", json=resent, headers=sender.auth)
     assert again.json()["outcomes"][0]["outcome"] == "duplicate"
     resolved = {**alert, "status": "resolved", "endsAt": "2026-12-01T12:10:00Z"}
@@ -514,6 +516,51 @@ async def test_alertmanager_firing_then_resolved(
     nameless = await http.post("/v1/alertmanager", json=payload, headers=sender.auth)
     assert nameless.json()["outcomes"][0]["outcome"] == "rejected"
     assert "workflow" in nameless.json()["outcomes"][0]["reason"]
+
+
+async def test_text_utf8_cannot_carry_is_a_client_error_never_a_500(
+    http: httpx.AsyncClient, sender: Sender
+) -> None:
+    good = {
+        "specversion": "1.0",
+        "id": "ok-1",
+        "source": "//shop",
+        "type": "com.shop.payment.failed",
+        "time": "2026-12-01T12:00:00Z",
+        "workflow": "payments",
+    }
+    lone = '{"specversion":"1.0","id":"\\ud800","source":"s","type":"com.shop.payment.failed",'
+    lone += '"time":"2026-12-01T12:00:00Z","workflow":"payments"}'
+    batch = "[" + lone + "," + json.dumps(good) + "]"
+    answer = await http.post(
+        "/v1/cloudevents",
+        content=batch.encode(),
+        headers={**sender.auth, "Content-Type": "application/cloudevents-batch+json"},
+    )
+    assert answer.status_code == 200, answer.text
+    assert [o["outcome"] for o in answer.json()["outcomes"]][1] == "accepted"
+    echoed = await http.post(
+        "/v1/events",
+        content=b'{"\\ud800": 1, "events": []}',
+        headers={**sender.auth, "Content-Type": "application/json"},
+    )
+    assert echoed.status_code == 400, echoed.text
+    trigger = (
+        '{"routing_key": "' + sender.key + '", "event_action": "trigger", "payload": '
+        '{"summary": "\\ud800", "source": "s", "severity": "error"}}'
+    )
+    paged = await http.post(
+        "/v2/enqueue?workflow=payments",
+        content=trigger.encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    assert paged.status_code < 500, paged.text
+
+
+async def test_health_tells_no_secrets_and_is_cached(http: httpx.AsyncClient) -> None:
+    answers = await asyncio.gather(*(http.get("/healthz") for _ in range(20)))
+    assert {a.status_code for a in answers} == {200}
+    assert {a.json()["postgres"]["detail"] for a in answers} == {"answers"}
 
 
 # --- PagerDuty Events v2 ----------------------------------------------------------------------

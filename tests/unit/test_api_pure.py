@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -124,3 +126,45 @@ def test_the_local_stack_falls_back_to_a_free_port_when_its_port_is_taken() -> N
             other.close()
     finally:
         taken.close()
+
+
+async def test_a_body_that_does_not_arrive_in_time_is_a_408(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from types import SimpleNamespace
+
+    from awfdrs.api import edge as edge_module
+
+    monkeypatch.setattr(edge_module, "BODY_TIMEOUT", 0.2)
+
+    async def trickle() -> AsyncIterator[bytes]:
+        yield b'{"events": ['
+        await asyncio.sleep(5)
+        yield b"]}"
+
+    request = SimpleNamespace(stream=trickle, headers={})
+    edge = SimpleNamespace(settings=SimpleNamespace(api_max_body_bytes=1 << 20))
+    with pytest.raises(ApiError) as refused:
+        await edge_module.body_of(request, edge)  # type: ignore[arg-type]
+    assert refused.value.status == 408
+    assert "0.2 s" in str(refused.value.body())
+
+
+def test_pagerduty_keys_hash_the_dedup_key_and_name_the_minute_when_no_time_is_given() -> None:
+    now = datetime(2026, 12, 1, 12, 0, 30, tzinfo=UTC)
+    trigger = {
+        "routing_key": "k",
+        "event_action": "trigger",
+        "dedup_key": "x" * 250 + "a",
+        "payload": {"summary": "s", "source": "src", "severity": "error"},
+    }
+    one = formats.pagerduty(trigger, "payments", now, None).event
+    other = formats.pagerduty({**trigger, "dedup_key": "x" * 250 + "b"}, "payments", now, None)
+    assert one["idempotency_key"] != other.event["idempotency_key"]
+    later = formats.pagerduty(trigger, "payments", now.replace(minute=1), None).event
+    # No timestamp: the minute is the occurrence and part of the key, so a resend a minute
+    # later is a new sighting rather than a conflict with the first.
+    assert later["occurred_at"] != one["occurred_at"]
+    assert later["idempotency_key"] != one["idempotency_key"]
+    again = formats.pagerduty(trigger, "payments", now.replace(second=59), None).event
+    assert again["idempotency_key"] == one["idempotency_key"]

@@ -11,6 +11,7 @@ is not on the path (the dispatchers start the workflows).
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -18,7 +19,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from awfdrs import jsonbatch
@@ -62,6 +63,7 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         400: "Malformed JSON (with its position) or a request that is wrong as a whole",
         401: "Missing, malformed, unknown, revoked or expired key",
         403: "The key may not send events, or names another tenant",
+        408: "The body did not arrive within 10 s",
         413: "Body over the limit (1 MiB by default)",
         415: "Content type not accepted",
         429: "Tenant over its quota; see Retry-After",
@@ -70,7 +72,7 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {c: {"model": ErrorBody, "description": descriptions[c]} for c in codes}
 
 
-INGEST_ERRORS = _errors(400, 401, 403, 413, 415, 429, 503)
+INGEST_ERRORS = _errors(400, 401, 403, 408, 413, 415, 429, 503)
 
 
 def _body(content: dict[str, Any]) -> dict[str, Any]:
@@ -89,6 +91,12 @@ def _workflow_param(where: str) -> dict[str, Any]:
             }
         ]
     }
+
+
+async def _check_health(edge: Edge) -> Health:
+    postgres, temporal = await asyncio.gather(check_postgres(edge), check_temporal(edge))
+    status = "unavailable" if not postgres.ok else ("ok" if temporal.ok else "degraded")
+    return Health(status=status, postgres=postgres, temporal=temporal)
 
 
 def create_app(
@@ -118,7 +126,14 @@ def create_app(
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, error: ApiError) -> Response:
-        return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
+        # json.dumps escapes what a client sent back at it (a lone surrogate in a member name
+        # echoed in the message) instead of failing to encode it: a 400 stays a 400.
+        return Response(
+            json.dumps(error.body()),
+            status_code=error.status,
+            headers=error.headers,
+            media_type=JSON,
+        )
 
     @app.get(
         "/healthz",
@@ -127,11 +142,8 @@ def create_app(
         summary="Whether PostgreSQL and Temporal answer",
     )
     async def healthz(request: Request) -> Response:
-        edge = edge_of(request)
-        postgres, temporal = await asyncio.gather(check_postgres(edge), check_temporal(edge))
-        status = "unavailable" if not postgres.ok else ("ok" if temporal.ok else "degraded")
-        health = Health(status=status, postgres=postgres, temporal=temporal)
-        return respond(health, 200 if postgres.ok else 503)
+        health = await edge_of(request).health.get(_check_health, edge_of(request))
+        return respond(health, 200 if health.postgres.ok else 503)
 
     @app.post(
         "/v1/events",
@@ -222,7 +234,7 @@ def create_app(
         "/v2/enqueue",
         status_code=202,
         response_model=PagerDutyResponse,
-        responses=_errors(400, 401, 403, 413, 415, 429, 503),
+        responses=_errors(400, 401, 403, 408, 413, 415, 429, 503),
         summary="PagerDuty Events API v2: routing_key is an awfdrs ingest key",
         openapi_extra=_body({JSON: {"schema": PAGERDUTY_BODY}}) | _workflow_param("the event"),
     )

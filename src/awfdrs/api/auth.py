@@ -68,17 +68,20 @@ class KeyCache:
         self._background: set[asyncio.Task[None]] = set()
 
     async def _fetch(self, prefix: str) -> _Entry:
+        # The entry's age counts from before the read: a revocation committed while this
+        # look-up waited for a connection is at most ``ttl`` old when the entry expires.
+        started = time.monotonic()
         async with self._sessions() as session, session.begin():
             record = await ApiKeyDirectory(session).lookup(prefix)
         if record is None:
-            return _Entry(None, False, TenantSettings(), time.monotonic())
+            return _Entry(None, False, TenantSettings(), started)
         async with tenant_session(self._sessions, record.tenant_id) as session:
             tenant = await TenantRepository(session, tenant_id=record.tenant_id).find(
                 record.tenant_id
             )
             active = tenant is not None and tenant.is_active
             settings = TenantSettings.model_validate(tenant.settings if tenant else {})
-        return _Entry(record, active, settings, time.monotonic())
+        return _Entry(record, active, settings, started)
 
     async def _entry(self, prefix: str) -> tuple[_Entry, bool]:
         """(entry, fresh): fresh when read from the database for this call."""

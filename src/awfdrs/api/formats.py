@@ -13,6 +13,7 @@ names with :func:`resolve_workflows` once it has read the tenant's workflows.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import uuid
 from collections.abc import Mapping, Sequence
@@ -21,7 +22,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from awfdrs.api.errors import ApiError
-from awfdrs.contracts import canonical_json
 from awfdrs.contracts.events import EVENT_TYPE_PATTERN
 from awfdrs.jsonbatch import Item, MalformedJson, Undecodable
 
@@ -65,7 +65,7 @@ def native(fields: Mapping[str, Any], items: Sequence[Item], tenant_id: uuid.UUI
             raise ApiError(
                 400, "bad_request", f'{name}: unknown member; the body is {{"events": [...]}}'
             )
-    if "tenant_id" in fields and str(fields["tenant_id"]) != str(tenant_id):
+    if "tenant_id" in fields and str(fields["tenant_id"]).lower() != str(tenant_id):
         raise ApiError(
             403,
             "wrong_tenant",
@@ -81,7 +81,8 @@ CE_REQUIRED = ("specversion", "id", "source", "type")
 
 def ce_idempotency_key(source: str, event_id: str) -> str:
     """(source, id) identifies a CloudEvent; hashed, as both may be long and hold any text."""
-    digest = hashlib.sha256(f"{source}\x00{event_id}".encode()).hexdigest()
+    # json.dumps escapes what UTF-8 cannot carry (a lone surrogate) instead of failing on it.
+    digest = hashlib.sha256(json.dumps([source, event_id]).encode()).hexdigest()
     return f"ce:{digest}"
 
 
@@ -225,16 +226,15 @@ def alert(index: int, item: Any, workflow: str | None) -> Native:
         )
     alertname = labels.get("alertname") if isinstance(labels.get("alertname"), str) else None
     operation = f"alert.{slug(alertname or 'unnamed')}"
-    given = item.get("annotations")
-    annotations: dict[str, Any] = given if isinstance(given, dict) else {}
     firing = status == "firing"
     at = item["startsAt"] if firing else item.get("endsAt")
     if not isinstance(at, str) or at.startswith("0001-"):
         return reject(index, f"{label}endsAt: a resolved alert needs its end time")
-    summary = annotations.get("summary") or annotations.get("description")
+    # Annotations are left out of the event: Prometheus re-templates them ({{ $value }}) at
+    # every evaluation and Alertmanager resends the whole group, so with them every resend of
+    # one alert would be a conflict instead of a duplicate. The labels identify it.
     details: dict[str, Any] = {
         "labels": labels,
-        "annotations": annotations,
         "startsAt": item["startsAt"],
         "fingerprint": item["fingerprint"],
         "generatorURL": item.get("generatorURL"),
@@ -248,10 +248,7 @@ def alert(index: int, item: Any, workflow: str | None) -> Native:
         "payload": {"alert": details},
     }
     if firing:
-        event["payload"]["error"] = {
-            "code": (alertname or "alert")[:128],
-            **({"message": str(summary)[:4096]} if summary else {}),
-        }
+        event["payload"]["error"] = {"code": (alertname or "alert")[:128]}
         severity = str(labels.get("severity", "")).lower()
         if severity in SEVERITIES:
             event["severity"] = severity
@@ -315,7 +312,13 @@ def pagerduty(
         if workflow is None and isinstance(details, dict):
             named = details.get("workflow")
             workflow = named if isinstance(named, str) else None
-        content = canonical_json({k: v for k, v in body.items() if k != "routing_key"})
+        # ASCII-escaped (json.dumps's default), so text UTF-8 cannot carry hashes instead of
+        # failing; the ingest core then rejects such an event with its reason.
+        content = json.dumps(
+            {k: v for k, v in body.items() if k != "routing_key"},
+            sort_keys=True,
+            separators=(",", ":"),
+        )
         content_hash = hashlib.sha256(content.encode()).hexdigest()
         dedup_key = dedup_key or f"awfdrs-{content_hash[:32]}"
     elif dedup_key is None:
@@ -330,10 +333,13 @@ def pagerduty(
     if action == "trigger":
         assert isinstance(payload, dict)
         timestamp = payload.get("timestamp")
+        # Without a timestamp the minute stands in for it, and is then part of the key: a
+        # resend in the next minute is a new sighting, not a conflict with the first.
         occurred = timestamp if isinstance(timestamp, str) else _minute(now, end=False).isoformat()
+        when = "" if isinstance(timestamp, str) else f":{occurred[:16]}"
         event |= {
             "event_type": "pagerduty.failed",
-            "idempotency_key": f"pd:{content_hash[:32]}:trigger:{dedup_key}"[:255],
+            "idempotency_key": f"pd:{content_hash[:32]}:trigger:{_digest(dedup_key)}{when}",
             "occurred_at": occurred,
             "severity": payload["severity"],
             "payload": {
@@ -360,11 +366,17 @@ def pagerduty(
             "event_type": "pagerduty.recovered"
             if action == "resolve"
             else "pagerduty.acknowledged",
-            "idempotency_key": f"pd:{action}:{stamp}:{dedup_key}"[:255],
+            "idempotency_key": f"pd:{action}:{stamp}:{_digest(dedup_key)}",
             "occurred_at": at.isoformat(),
             "payload": {"pagerduty": {"event_action": action, "dedup_key": dedup_key}},
         }
     return PagerDutyEvent(routing_key, dedup_key, event)
+
+
+def _digest(dedup_key: str) -> str:
+    """A dedup key in an idempotency key: hashed, so two long keys sharing a prefix never meet
+    by truncation."""
+    return hashlib.sha256(dedup_key.encode("utf-8", "surrogatepass")).hexdigest()[:40]
 
 
 # --- workflow names -------------------------------------------------------------------------
