@@ -58,6 +58,7 @@ from awfdrs.activities.ingest import IngestActivities
 from awfdrs.activities.kill_switches import KillSwitchActivities
 from awfdrs.activities.requests import RequestActivities
 from awfdrs.analysis.rules import RulesAnalyzer
+from awfdrs.api.keys import Role, create_key
 from awfdrs.client import KillSwitchRefused
 from awfdrs.constants import INCIDENT_WORKFLOW, incident_workflow_id
 from awfdrs.contracts import (
@@ -94,6 +95,7 @@ from awfdrs.db import repositories
 from awfdrs.db.base import BaseModel
 from awfdrs.db.models import (
     Action,
+    ApiKey,
     Decision,
     Event,
     FuseEpisode,
@@ -105,6 +107,7 @@ from awfdrs.db.models import (
 )
 from awfdrs.db.repositories import (
     ActionRepository,
+    ApiKeyRepository,
     DecisionRepository,
     EventRepository,
     FuseEpisodeRepository,
@@ -149,6 +152,8 @@ TABLES = (
     "kill_switches",
     "fuse_episodes",
     "remediation_requests",
+    "request_keys",
+    "api_keys",
     "outbox",
 )
 # The application role may not even read the outbox (only ingest's INSERT is granted).
@@ -168,6 +173,9 @@ NOT_TENANT_SCOPED = {
     "MetricsRepository": "aggregate counts only, through SECURITY DEFINER functions",
     "OutboxQueue": "the dispatcher works across tenants by design, only through the SECURITY "
     "DEFINER functions of migration 0005; the table itself is probed below",
+    "ApiKeyDirectory": "a presented key is looked up before its tenant is known, only by its "
+    "exact public prefix or id, through the SECURITY DEFINER functions of migration 0006; the "
+    "table itself is probed with ApiKeyRepository",
 }
 # Read across tenants on the owner connection (the CLI); probed on the application role.
 DIRECTORIES = {"TenantDirectory": {"list", "find_by_name"}, "IncidentDirectory": {"search",
@@ -196,6 +204,8 @@ class World:
     request_hash: str
     correlation_id: str
     queue: str
+    api_key: uuid.UUID
+    key_prefix: str
 
     @property
     def ids(self) -> set[uuid.UUID]:
@@ -220,6 +230,7 @@ class World:
             self.request_key,
             self.request_hash,
             self.correlation_id,
+            self.key_prefix,
         }
 
 
@@ -338,10 +349,11 @@ async def world(
         await OutboxRepository(session, tenant_id=a.id).add(
             [Notice(incident_id=incident, start={"probe": key}, joined=True)], task_queue=queue
         )
+    _, api_key = await create_key(committed_sessions, a.id, Role.OPERATOR, name="probe")
     yield World(
         a, b, c, c_incident, incident, decision.id, action.id, switch.id, episode.id, event.id,
         request.id, key, signature, request.idempotency_key, request.request_hash,
-        failed.correlation_ids[0], queue,
+        failed.correlation_ids[0], queue, api_key.id, api_key.prefix,
     )  # fmt: skip
     # The outbox is shared by every test of the run (its depth is a metric): leave it empty.
     async with owner_engine.begin() as connection:
@@ -624,6 +636,19 @@ PROBES: dict[type, dict[str, Probe]] = {
             ids=[w.request],
             from_statuses=tuple(RequestStatus),
         ),
+    },
+    ApiKeyRepository: {
+        **common(
+            ApiKey,
+            lambda w: w.api_key,
+            name="stolen",
+            role=Role.ADMIN,
+            prefix="stolenprefix",
+            secret_hash="0" * 64,
+        ),
+        **mutable(lambda w: w.api_key, revoked_at=datetime.now(UTC)),
+        "list_all": lambda r, s, w: r.list_all(),
+        "find_by_prefix": lambda r, s, w: r.find_by_prefix(w.key_prefix),
     },
     OutboxRepository: {
         # A notice for A's incident: its workflow would be told (started, even) by B.

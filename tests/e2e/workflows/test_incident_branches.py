@@ -655,7 +655,16 @@ async def test_two_answers_at_once_one_is_refused(
             operate(handle, "reject", OperatorCommand(plan_id=PLAN.plan_id, actor="bob")),
             return_exceptions=True,
         )
-        await operate(handle, "ignore", ALICE)
+        # Closed only once the accepted answer's step is done (verifying after the sends, or
+        # waiting for an operator after the escalation): on the time-skipping test server an
+        # activity still in flight when the workflow completes stalls its clock, and with it
+        # every later test on the server.
+        settled = await until(
+            handle,
+            lambda s: s.phase in (Phase.VERIFYING, Phase.AWAITING_OPERATOR, Phase.CLOSED),
+        )
+        if settled.phase is not Phase.CLOSED:
+            await operate(handle, "ignore", ALICE)
         await handle.result()
     refused = [a for a in answers if isinstance(a, WorkflowUpdateFailedError)]
     assert len(refused) == 1, answers
