@@ -43,6 +43,7 @@ from awfdrs.devstack.servers import EscalationReceiver, FlakyVendor, Script
 from awfdrs.enums import OPEN_INCIDENT_STATUSES, ActionStatus, IncidentStatus, RequestStatus
 
 TENANT = "demo"
+LEFTOVER_TIMEOUT = 3.0
 VENDOR = "demo-gateway"
 SETTINGS = {
     "grouping_window_seconds": 4,
@@ -129,9 +130,14 @@ class Demo:
             ]
         for incident_id in leftovers:
             try:
-                await self.client.resolve(
-                    incident_id, actor="demo", reason="closing what an earlier demo run left open"
-                )
+                # Bounded: an earlier run's workflow may be on a task queue no worker serves
+                # any more (another stack on the same database), where an update waits forever.
+                async with asyncio.timeout(LEFTOVER_TIMEOUT):
+                    await self.client.resolve(
+                        incident_id,
+                        actor="demo",
+                        reason="closing what an earlier demo run left open",
+                    )
             except Exception:  # its workflow is gone with an earlier Temporal database
                 async with tenant_session(self.sessions, tenant_id) as session:
                     await IncidentRepository(session, tenant_id=tenant_id).transition(
@@ -164,7 +170,14 @@ class Demo:
         self.say(f"  webhook {self.receiver.url}/v2/enqueue (PagerDuty Events v2 shape)")
 
         key = f"demo-{self.run_id}"
-        retry = {"method": "POST", "path": "/v1/charges/capture", "reversible": True}
+        # Each run's charges are new requests (a header of the run says so): a later run
+        # sending the very same requests would rightly be told they already succeeded.
+        retry = {
+            "method": "POST",
+            "path": "/v1/charges/capture",
+            "reversible": True,
+            "headers": {"Demo-Run": self.run_id},
+        }
         charges = [
             _event(tenant_id, flows["payments"], f"{key}-pay-{n}", "payment.failed", {
                 "order_id": 1000 + n,
