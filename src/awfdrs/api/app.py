@@ -1,4 +1,5 @@
-"""The ASGI application: four ways in for events, one ingest core, and a health check.
+"""The ASGI application: four ways in for events, one ingest core, a health check, and the
+operator API (:mod:`awfdrs.api.operator`: read and answer incidents, kill switches, vendors).
 
 Every ingest endpoint runs the same steps: authenticate the key (its tenant and role), check the
 content type, read the body under the size limit, decode it tolerantly (a hostile event is
@@ -23,7 +24,7 @@ from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from awfdrs import jsonbatch
-from awfdrs.api import formats
+from awfdrs.api import formats, operator
 from awfdrs.api.auth import KeyCache, bearer
 from awfdrs.api.edge import (
     CE_BATCH,
@@ -118,7 +119,7 @@ def create_app(
     app = FastAPI(
         title="awfdrs",
         version="0.3.0",
-        summary="Events in, incidents out: the authenticated HTTP edge of awfdrs.",
+        summary="Events in, incidents out: the authenticated HTTP edge and operator API of awfdrs.",
         lifespan=lifespan,
         docs_url="/docs",
         redoc_url=None,
@@ -272,6 +273,8 @@ def create_app(
             202,
         )
 
+    app.include_router(operator.router)
+
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = get_openapi(
@@ -285,6 +288,10 @@ def create_app(
             }
             for path in ("/v1/events", "/v1/cloudevents", "/v1/alertmanager"):
                 schema["paths"][path]["post"]["security"] = [{"bearer": []}]
+            for route in operator.router.routes:  # every operator route needs a key
+                path = getattr(route, "path", "")
+                for method in getattr(route, "methods", ()):
+                    schema["paths"][path][method.lower()]["security"] = [{"bearer": []}]
             app.openapi_schema = schema
         return app.openapi_schema
 
