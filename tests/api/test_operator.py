@@ -368,3 +368,21 @@ async def test_the_cli_lists_and_resolves_through_the_api(
     released = await cli(keys.operator, "kill-switch", "release")
     assert released.returncode == 0, released.stderr
     assert "released 1 switch" in released.stdout
+
+
+async def test_the_openapi_document_describes_the_operator_api(http: httpx.AsyncClient) -> None:
+    paths = (await http.get("/openapi.json")).json()["paths"]
+    for path, method, model in [
+        ("/v1/incidents", "get", "IncidentPage"),
+        ("/v1/incidents/{incident_id}", "get", "IncidentDetail"),
+        ("/v1/incidents/{incident_id}/approve", "post", "IncidentSnapshot"),
+        ("/v1/incidents/{incident_id}/resolve", "post", "IncidentSnapshot"),
+        ("/v1/kill-switches", "post", "KillSwitchRequest"),
+        ("/v1/kill-switches/release", "post", "KillSwitchRequest"),
+        ("/v1/vendors/{name}/force-open", "post", "VendorView"),
+    ]:
+        operation = paths[path][method]
+        assert operation["security"] == [{"bearer": []}]
+        schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
+        assert schema["$ref"].endswith(f"/{model}"), (path, schema)
+        assert {"401", "403"} <= set(operation["responses"])

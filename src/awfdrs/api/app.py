@@ -22,6 +22,7 @@ from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from awfdrs import jsonbatch
 from awfdrs.api import formats, operator
@@ -133,6 +134,18 @@ def create_app(
             json.dumps(error.body()),
             status_code=error.status,
             headers=error.headers,
+            media_type=JSON,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        # Starlette's own refusals (no such route, e.g. an empty path parameter) in the same
+        # shape as every other refusal, as the OpenAPI document promises.
+        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        return Response(
+            json.dumps({"error": code, "message": str(error.detail)}),
+            status_code=error.status_code,
+            headers=getattr(error, "headers", None),
             media_type=JSON,
         )
 

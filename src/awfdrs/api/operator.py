@@ -20,6 +20,7 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
+from pydantic import ValidationError
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -39,11 +40,16 @@ from awfdrs.api.operator_schemas import (
     VendorView,
 )
 from awfdrs.client import AwfdrsClient, KillSwitchRefused
-from awfdrs.contracts import IncidentSnapshot, KillSwitchRequest, KillSwitchStatus
+from awfdrs.contracts import (
+    IncidentSnapshot,
+    KillSwitchRequest,
+    KillSwitchStatus,
+    describe_validation_error,
+)
 from awfdrs.db.repositories import IncidentRepository
 from awfdrs.db.session import tenant_session
 from awfdrs.enums import IncidentStatus
-from awfdrs.errors import NotFoundError
+from awfdrs.errors import InvalidInputError, NotFoundError
 from awfdrs.queries import NEEDS_A_HUMAN, incident_details, list_incidents
 
 log = logging.getLogger("awfdrs.api.operator")
@@ -108,6 +114,12 @@ async def _guarded(call: Awaitable[T]) -> T:
         raise
     except NotFoundError as error:
         raise ApiError(404, "not_found", str(error)) from None
+    except InvalidInputError as error:
+        raise ApiError(400, "invalid", str(error)) from None
+    except ValidationError as error:
+        # A command the contracts refuse after the body validated: the key's name as an
+        # actor (a control character in it), an expiry already past; the field is named.
+        raise ApiError(400, "invalid", describe_validation_error(error)) from None
     except WorkflowUpdateFailedError as error:
         cause = error.cause
         reason = str(getattr(cause, "message", None) or cause or error)

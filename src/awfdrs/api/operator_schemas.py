@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from awfdrs.contracts.base import OptionalReason, Reason
 
@@ -35,6 +35,12 @@ class ActivateSwitch(Body):
     workflow: str | None = Field(None, min_length=1, max_length=255)
     duration_seconds: float | None = Field(None, gt=0, le=366 * 86400)
     expires_at: AwareDatetime | None = None
+
+    @model_validator(mode="after")
+    def _one_expiry(self) -> ActivateSwitch:
+        if self.duration_seconds is not None and self.expires_at is not None:
+            raise ValueError("give duration_seconds or expires_at, not both")
+        return self
 
 
 class ReleaseSwitch(Body):
