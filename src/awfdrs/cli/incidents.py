@@ -88,13 +88,9 @@ def incidents_list(
             if tenant is None:
                 async with dbs.owner() as session:
                     found = await IncidentDirectory(session).search(
-                        status=status, severity=severity, limit=limit
+                        status=status, severity=severity, phases=phases, limit=limit
                     )
-                    rows = [
-                        incident_row(i, name)
-                        for i, name in found
-                        if not needs_a_human or (i.status.is_open and i.phase.needs_a_human)
-                    ]
+                    rows = [incident_row(i, name) for i, name in found]
             else:
                 tenant_id = await resolve_tenant(dbs, tenant)
                 rows = await list_incidents(

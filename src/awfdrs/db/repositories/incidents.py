@@ -318,14 +318,19 @@ class IncidentDirectory:
         *,
         status: IncidentStatus | None = None,
         severity: Severity | None = None,
+        phases: Collection[Phase] | None = None,
         limit: int = 50,
     ) -> Sequence[tuple[Incident, str]]:
-        """(incident, tenant name), newest first."""
+        """(incident, tenant name), newest first; ``phases`` as in the tenant's ``search``."""
         stmt = select(Incident, Tenant.name).join(Tenant, Tenant.id == Incident.tenant_id)
         if status is not None:
             stmt = stmt.where(Incident.status == status)
         if severity is not None:
             stmt = stmt.where(Incident.severity == severity)
+        if phases is not None:
+            stmt = stmt.where(
+                Incident.status.in_(OPEN_INCIDENT_STATUSES), Incident.phase.in_(list(phases))
+            )
         stmt = stmt.order_by(Incident.created_at.desc(), Incident.id.desc()).limit(limit)
         return [(incident, name) for incident, name in (await self.session.execute(stmt)).all()]
 
