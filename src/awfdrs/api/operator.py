@@ -126,6 +126,12 @@ async def _guarded(call: Awaitable[T]) -> T:
         raise ApiError(409, "refused", reason) from None
     except KillSwitchRefused as error:
         raise ApiError(409, "refused", str(error)) from None
+    except TimeoutError as error:
+        if "kill switch" not in str(error):
+            raise unavailable() from error
+        # Sent, but its workflow did not confirm it in time (no worker polling?): it may
+        # still apply; the caller can see it in GET /v1/kill-switches.
+        raise ApiError(503, "not_confirmed", f"{error}; see GET /v1/kill-switches") from None
     except RPCError as error:
         if error.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
             # The incident's workflow has completed (or is past retention): nothing to answer.
