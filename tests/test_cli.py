@@ -169,3 +169,21 @@ def test_unreachable_services_are_named_in_one_line(tmp_path: Path) -> None:
     unset = awfdrs(env, "tenants", "list")
     assert unset.returncode == 1
     assert unset.stderr.strip() == "awfdrs: AWFDRS_DATABASE_URL is not set"
+
+
+def test_the_actor_is_the_key_through_the_api_and_required_without_it(tmp_path: Path) -> None:
+    env = {"AWFDRS_STACK_FILE": str(tmp_path / "none.json"), "COLUMNS": "200"}
+    incident = str(uuid.uuid4())
+    no_by = awfdrs(env, "incidents", "resolve", incident, "--reason", "x")
+    assert no_by.returncode == 2
+    assert "required without the API" in no_by.stderr
+    half = awfdrs({**env, "AWFDRS_API_URL": "http://127.0.0.1:1"}, "incidents", "list")
+    assert half.returncode == 1
+    assert half.stderr.startswith("awfdrs: AWFDRS_API_KEY is not set")
+    api = {**env, "AWFDRS_API_URL": "http://127.0.0.1:1", "AWFDRS_API_KEY": "awfdrs_x"}
+    unreachable = awfdrs(api, "incidents", "list")
+    assert unreachable.returncode == 1
+    assert unreachable.stderr.startswith("awfdrs: cannot reach the API at http://127.0.0.1:1")
+    tenant = awfdrs(api, "kill-switch", "activate", "--tenant", "acme", "--reason", "x")
+    assert tenant.returncode == 2
+    assert "the tenant is the key's" in tenant.stderr

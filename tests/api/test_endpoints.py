@@ -52,8 +52,17 @@ async def test_openapi_document_lists_every_endpoint(http: httpx.AsyncClient) ->
     response = await http.get("/openapi.json")
     assert response.status_code == 200
     paths = response.json()["paths"]
-    for path in ("/v1/events", "/v1/cloudevents", "/v1/alertmanager", "/v2/enqueue", "/healthz"):
+    for path in ("/v1/events", "/v1/cloudevents", "/v1/alertmanager", "/v2/enqueue", "/healthz",
+                 "/v1/incidents", "/v1/kill-switches", "/v1/vendors"):  # fmt: skip
         assert path in paths
+
+
+async def test_an_unknown_route_answers_in_the_documented_error_shape(
+    http: httpx.AsyncClient,
+) -> None:
+    response = await http.post("/v1/incidents//approve", json={})
+    assert response.status_code == 404
+    assert response.json() == {"error": "not_found", "message": "Not Found"}
 
 
 async def test_health_says_both_answer(http: httpx.AsyncClient) -> None:

@@ -1,4 +1,5 @@
-"""The ASGI application: four ways in for events, one ingest core, and a health check.
+"""The ASGI application: four ways in for events, one ingest core, a health check, and the
+operator API (:mod:`awfdrs.api.operator`: read and answer incidents, kill switches, vendors).
 
 Every ingest endpoint runs the same steps: authenticate the key (its tenant and role), check the
 content type, read the body under the size limit, decode it tolerantly (a hostile event is
@@ -21,9 +22,10 @@ from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from awfdrs import jsonbatch
-from awfdrs.api import formats
+from awfdrs.api import formats, operator
 from awfdrs.api.auth import KeyCache, bearer
 from awfdrs.api.edge import (
     CE_BATCH,
@@ -118,7 +120,7 @@ def create_app(
     app = FastAPI(
         title="awfdrs",
         version="0.3.0",
-        summary="Events in, incidents out: the authenticated HTTP edge of awfdrs.",
+        summary="Events in, incidents out: the authenticated HTTP edge and operator API of awfdrs.",
         lifespan=lifespan,
         docs_url="/docs",
         redoc_url=None,
@@ -132,6 +134,18 @@ def create_app(
             json.dumps(error.body()),
             status_code=error.status,
             headers=error.headers,
+            media_type=JSON,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        # Starlette's own refusals (no such route, e.g. an empty path parameter) in the same
+        # shape as every other refusal, as the OpenAPI document promises.
+        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        return Response(
+            json.dumps({"error": code, "message": str(error.detail)}),
+            status_code=error.status_code,
+            headers=getattr(error, "headers", None),
             media_type=JSON,
         )
 
@@ -272,6 +286,8 @@ def create_app(
             202,
         )
 
+    app.include_router(operator.router)
+
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = get_openapi(
@@ -285,6 +301,10 @@ def create_app(
             }
             for path in ("/v1/events", "/v1/cloudevents", "/v1/alertmanager"):
                 schema["paths"][path]["post"]["security"] = [{"bearer": []}]
+            for route in operator.router.routes:  # every operator route needs a key
+                path = getattr(route, "path", "")
+                for method in getattr(route, "methods", ()):
+                    schema["paths"][path][method.lower()]["security"] = [{"bearer": []}]
             app.openapi_schema = schema
         return app.openapi_schema
 

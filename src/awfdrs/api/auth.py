@@ -19,9 +19,14 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from awfdrs.api.errors import ApiError
-from awfdrs.api.keys import INGEST_ROLES, Role, matches, split_key
+from awfdrs.api.keys import ACT_ROLES, INGEST_ROLES, READ_ROLES, Role, matches, split_key
 from awfdrs.contracts import TenantSettings
-from awfdrs.db.repositories import ApiKeyDirectory, KeyRecord, TenantRepository
+from awfdrs.db.repositories import (
+    ApiKeyDirectory,
+    ApiKeyRepository,
+    KeyRecord,
+    TenantRepository,
+)
 from awfdrs.db.session import tenant_session
 
 log = logging.getLogger("awfdrs.api.auth")
@@ -41,6 +46,14 @@ class Principal:
     role: Role
     tenant_active: bool
     settings: TenantSettings
+    key_name: str = ""
+    key_prefix: str = ""
+
+    @property
+    def actor(self) -> str:
+        """Who is recorded as having acted: the key's name (``key:<prefix>`` if it has none).
+        Never taken from a request body, so a caller cannot act in someone else's name."""
+        return self.key_name.strip() or f"key:{self.key_prefix}"
 
 
 @dataclass
@@ -49,6 +62,7 @@ class _Entry:
     tenant_active: bool
     settings: TenantSettings
     fetched: float
+    name: str = ""
 
 
 def unauthorized(message: str) -> ApiError:
@@ -81,7 +95,11 @@ class KeyCache:
             )
             active = tenant is not None and tenant.is_active
             settings = TenantSettings.model_validate(tenant.settings if tenant else {})
-        return _Entry(record, active, settings, started)
+            # The name is read here, under the tenant's row-level security, rather than
+            # through the SECURITY DEFINER look-up: that function stays as narrow as it was.
+            key = await ApiKeyRepository(session, tenant_id=record.tenant_id).find(record.id)
+            name = key.name if key is not None else ""
+        return _Entry(record, active, settings, started, name)
 
     async def _entry(self, prefix: str) -> tuple[_Entry, bool]:
         """(entry, fresh): fresh when read from the database for this call."""
@@ -130,6 +148,8 @@ class KeyCache:
             role=Role(record.role),
             tenant_active=entry.tenant_active,
             settings=entry.settings,
+            key_name=entry.name,
+            key_prefix=prefix,
         )
 
     async def _mark_used(self, key_id: uuid.UUID) -> None:
@@ -159,3 +179,24 @@ def require_ingest(principal: Principal) -> None:
         )
     if not principal.tenant_active:
         raise ApiError(403, "tenant_inactive", f"tenant {principal.tenant_id} is inactive")
+
+
+def require_reader(principal: Principal) -> None:
+    """403 unless the key may read the operator API (viewer, operator, admin)."""
+    if principal.role not in READ_ROLES:
+        raise ApiError(
+            403,
+            "forbidden",
+            f"a {principal.role.value} key cannot use the operator API; use a viewer, operator "
+            "or admin key of this tenant",
+        )
+
+
+def require_actor(principal: Principal) -> None:
+    """403 unless the key may act (operator, admin); a viewer only reads."""
+    if principal.role not in ACT_ROLES:
+        raise ApiError(
+            403,
+            "forbidden",
+            f"a {principal.role.value} key can only read; acting needs an operator or admin key",
+        )

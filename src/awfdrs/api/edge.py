@@ -132,6 +132,14 @@ def edge_of(request: Request) -> Edge:
 
 
 async def principal_of(request: Request, key: str | None = None) -> Principal:
+    """The principal of an ingest request: 401 for a bad key, 403 for a non-sending role."""
+    principal = await authenticated(request, key)
+    require_ingest(principal)
+    return principal
+
+
+async def authenticated(request: Request, key: str | None = None) -> Principal:
+    """The principal of the request's key, whatever its role (the caller checks the role)."""
     edge = edge_of(request)
     presented = key if key is not None else bearer(request.headers.get("authorization"))
     try:
@@ -142,7 +150,6 @@ async def principal_of(request: Request, key: str | None = None) -> Principal:
         if database_unavailable(error):
             raise unavailable() from error
         raise
-    require_ingest(principal)
     return principal
 
 
@@ -249,3 +256,12 @@ async def check_temporal(edge: Edge) -> Check:
         log.warning("health: Temporal does not answer: %s: %s", type(error).__name__, error)
         return Check(ok=False, detail="does not answer")
     return Check(ok=True, detail="answers")
+
+
+async def temporal_of(edge: Edge) -> Client:
+    """The process's Temporal client, connected on first use (ingest never needs it)."""
+    from awfdrs.client import connect_temporal
+
+    if edge.temporal is None:
+        edge.temporal = await connect_temporal(edge.settings)
+    return edge.temporal

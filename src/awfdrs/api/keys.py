@@ -38,6 +38,18 @@ class Role(StrEnum):
 
 # Who may send events: the senders' own role, and admin (which may do everything).
 INGEST_ROLES = frozenset({Role.INGEST, Role.ADMIN})
+# The operator API: viewers read; operators also act; admin (for now) everything an operator
+# can. An ingest key reads nothing: a leaked sender's key must not reveal incidents.
+READ_ROLES = frozenset({Role.VIEWER, Role.OPERATOR, Role.ADMIN})
+ACT_ROLES = frozenset({Role.OPERATOR, Role.ADMIN})
+# Keys whose name is recorded as the actor of what they do: named by a person, not by default.
+ACTING_ROLES = ACT_ROLES
+
+
+def default_name(role: Role, prefix: str) -> str:
+    """A key created without a name: an acting key's name is the actor recorded on every
+    decision it makes, so it falls back to something that identifies the key, not its role."""
+    return f"key:{prefix}" if role in ACTING_ROLES else f"{role.value} key"
 
 
 def digest(key: str) -> str:
@@ -127,7 +139,7 @@ async def create_key(
     async with tenant_session(sessions, tenant_id) as session:
         await TenantRepository(session, tenant_id=tenant_id).current()
         row = await ApiKeyRepository(session, tenant_id=tenant_id).add(
-            name=name or f"{role.value} key",
+            name=name.strip() or default_name(role, prefix),
             role=role.value,
             prefix=prefix,
             secret_hash=digest(key),

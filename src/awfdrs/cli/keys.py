@@ -28,7 +28,14 @@ def keys_create(
     role: Annotated[
         str, typer.Option("--role", help="ingest (send events), viewer, operator or admin.")
     ],
-    name: Annotated[str, typer.Option("--name", help="A label: who or what uses it.")] = "",
+    name: Annotated[
+        str,
+        typer.Option(
+            "--name",
+            help="Who or what uses it. For operator and admin keys this is the actor recorded "
+            "on everything the key does (default key:<prefix>): name the person.",
+        ),
+    ] = "",
     expires: Annotated[
         str | None, typer.Option("--expires", help="Lifetime: 90s, 15m, 2h, 30d.")
     ] = None,

@@ -156,15 +156,26 @@ class IncidentRepository(MutableMixin[Incident], BaseRepository[Incident]):
         *,
         status: IncidentStatus | None = None,
         severity: Severity | None = None,
+        workflow_id: uuid.UUID | None = None,
+        phases: Collection[Phase] | None = None,
         limit: int = 50,
+        offset: int = 0,
     ) -> Sequence[Incident]:
-        """Newest first, optionally of one status and one severity."""
+        """Newest first, optionally of one status, severity, workflow, and open in one of
+        ``phases`` (the operator's "needs a human" filter); ``offset`` pages through them."""
         stmt = self._select()
         if status is not None:
             stmt = stmt.where(Incident.status == status)
         if severity is not None:
             stmt = stmt.where(Incident.severity == severity)
-        stmt = stmt.order_by(Incident.created_at.desc(), Incident.id.desc()).limit(limit)
+        if workflow_id is not None:
+            stmt = stmt.where(Incident.workflow_id == workflow_id)
+        if phases is not None:
+            stmt = stmt.where(
+                Incident.status.in_(OPEN_INCIDENT_STATUSES), Incident.phase.in_(list(phases))
+            )
+        stmt = stmt.order_by(Incident.created_at.desc(), Incident.id.desc())
+        stmt = stmt.limit(limit).offset(offset)
         return (await self.session.execute(stmt)).scalars().all()
 
     async def find_many(self, ids: Collection[uuid.UUID]) -> Sequence[Incident]:
@@ -307,14 +318,19 @@ class IncidentDirectory:
         *,
         status: IncidentStatus | None = None,
         severity: Severity | None = None,
+        phases: Collection[Phase] | None = None,
         limit: int = 50,
     ) -> Sequence[tuple[Incident, str]]:
-        """(incident, tenant name), newest first."""
+        """(incident, tenant name), newest first; ``phases`` as in the tenant's ``search``."""
         stmt = select(Incident, Tenant.name).join(Tenant, Tenant.id == Incident.tenant_id)
         if status is not None:
             stmt = stmt.where(Incident.status == status)
         if severity is not None:
             stmt = stmt.where(Incident.severity == severity)
+        if phases is not None:
+            stmt = stmt.where(
+                Incident.status.in_(OPEN_INCIDENT_STATUSES), Incident.phase.in_(list(phases))
+            )
         stmt = stmt.order_by(Incident.created_at.desc(), Incident.id.desc()).limit(limit)
         return [(incident, name) for incident, name in (await self.session.execute(stmt)).all()]
 
