@@ -21,6 +21,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import Runtime
+from temporalio.service import RPCError, RPCStatusCode
 
 from awfdrs.config import Settings, get_settings
 from awfdrs.constants import (
@@ -52,6 +53,9 @@ from awfdrs.contracts import (
 from awfdrs.errors import AwfdrsError
 
 RawEvent = EventIn | Mapping[str, Any]
+
+# How long an update waits for an incident's workflow that the outbox has not started yet.
+START_GRACE_SECONDS = 15.0
 
 
 class KillSwitchRefused(AwfdrsError):
@@ -284,7 +288,19 @@ class AwfdrsClient:
     async def _update(
         self, incident_id: uuid.UUID, name: str, command: OperatorCommand | CloseCommand
     ) -> IncidentSnapshot:
-        snapshot: IncidentSnapshot = await self.incident(incident_id).execute_update(
-            name, command, result_type=IncidentSnapshot
-        )
-        return snapshot
+        # An incident is committed before the dispatcher starts its workflow (the outbox), so
+        # an operator acting on one just created can find no workflow yet for a moment.
+        delay, deadline = 0.05, asyncio.get_running_loop().time() + START_GRACE_SECONDS
+        while True:
+            try:
+                snapshot: IncidentSnapshot = await self.incident(incident_id).execute_update(
+                    name, command, result_type=IncidentSnapshot
+                )
+                return snapshot
+            except RPCError as error:
+                if error.status is not RPCStatusCode.NOT_FOUND:
+                    raise
+                if asyncio.get_running_loop().time() + delay > deadline:
+                    raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
