@@ -32,6 +32,11 @@ from awfdrs.contracts import TenantSettings
 from awfdrs.db.session import build_engine, make_sessionmaker
 from awfdrs.devstack.binaries import temporal_cli
 from awfdrs.devstack.postgres import LOCAL_ADMIN_URL, scratch_database
+from awfdrs.signing import CommandSigner, new_signing_key
+
+# The benchmark's workers verify what its client signs.
+SIGNING_KEY = new_signing_key()
+SIGNER = CommandSigner(SIGNING_KEY)
 
 
 class CpuMeter:
@@ -120,7 +125,7 @@ class Bench:
         return self.temporal.client.service_client.config.target_host
 
     def client(self) -> AwfdrsClient:
-        return AwfdrsClient(self.temporal.client, self.task_queue)
+        return AwfdrsClient(self.temporal.client, self.task_queue, signer=SIGNER)
 
     async def start_api(self) -> ApiProcess:
         """The HTTP edge as its own process, on this run's database and task queue."""
@@ -144,6 +149,7 @@ class Bench:
                 "AWFDRS_TEMPORAL_ADDRESS": self.temporal_address,
                 "AWFDRS_TASK_QUEUE": self.task_queue,
                 "AWFDRS_LOG_LEVEL": "WARNING",
+                "AWFDRS_COMMAND_SIGNING_KEY": SIGNING_KEY,
                 **env,
             },
             self.work_dir / f"worker-{len(self.workers)}.log",

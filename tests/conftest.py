@@ -23,9 +23,10 @@ from awfdrs.devstack.binaries import temporal_cli, temporal_test_server
 from awfdrs.devstack.servers import EscalationReceiver, FlakyVendor
 from tests.support.database import ScratchDatabase, scratch_database
 from tests.support.pipeline import Stack, running_stack
+from tests.support.principals import SIGNER, SIGNING_KEY
 from tests.support.processes import WorkerFactory, WorkerProcess, worker_env
 
-TEST_SETTINGS = Settings(db_pool_size=10, db_max_overflow=20)
+TEST_SETTINGS = Settings(db_pool_size=10, db_max_overflow=20, command_signing_key=SIGNING_KEY)
 
 
 # --- PostgreSQL -------------------------------------------------------------------------------
@@ -227,7 +228,7 @@ async def process_stack(
     worker = factory(temporal_env.client.service_client.config.target_host)
     await worker.start()
     stack = Stack(
-        client=AwfdrsClient(temporal_env.client, task_queue),
+        client=AwfdrsClient(temporal_env.client, task_queue, signer=SIGNER),
         sessions=committed_sessions,
         vendor_url=vendor.url,
         webhook_url=f"{receiver.url}/v2/enqueue",

@@ -23,6 +23,7 @@ from awfdrs.enums import IncidentStatus
 from awfdrs.metrics import Metrics, prometheus_runtime, sample
 from awfdrs.worker import build_worker
 from tests.support.pipeline import Stack, event, retryable
+from tests.support.principals import SIGNER
 
 
 def free_port() -> int:
@@ -73,13 +74,14 @@ async def metered(
             task_queue=task_queue,
             analyzer=RulesAnalyzer(),
             metrics=metrics,
+            signer=SIGNER,
         )
         dispatcher = Dispatcher(committed_sessions, client, task_queue, metrics=metrics)
         stop = asyncio.Event()
         async with worker:
             delivering = asyncio.create_task(dispatcher.run(stop))
             stack = Stack(
-                client=AwfdrsClient(client, task_queue),
+                client=AwfdrsClient(client, task_queue, signer=SIGNER),
                 sessions=committed_sessions,
                 vendor_url=vendor.url,
                 webhook_url=f"{receiver.url}/v2/enqueue",

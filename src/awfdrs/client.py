@@ -51,6 +51,15 @@ from awfdrs.contracts import (
     canonical_json,
 )
 from awfdrs.errors import AwfdrsError
+from awfdrs.signing import (
+    ACTIVATE,
+    APPROVE,
+    RELEASE,
+    CommandSigner,
+    Scope,
+    kill_switch_subject,
+    signer_or_none,
+)
 
 RawEvent = EventIn | Mapping[str, Any]
 
@@ -123,14 +132,32 @@ class IngestSummary:
 
 
 class AwfdrsClient:
-    def __init__(self, client: Client, task_queue: str | None = None) -> None:
+    def __init__(
+        self,
+        client: Client,
+        task_queue: str | None = None,
+        *,
+        signer: CommandSigner | None = None,
+    ) -> None:
+        """``signer``: sign approvals and kill-switch commands for the actor given. Only the
+        API (for the principal it authenticated) and a deployment administrator who holds
+        AWFDRS_COMMAND_SIGNING_KEY have one; without it approve and release are refused by
+        the worker unless a ``credential`` is passed."""
         self.temporal = client
         self.task_queue = task_queue or get_settings().task_queue
+        self._signer = signer
 
     @classmethod
     async def connect(cls, settings: Settings | None = None) -> AwfdrsClient:
         settings = settings or get_settings()
-        return cls(await connect_temporal(settings), settings.task_queue)
+        return cls(
+            await connect_temporal(settings),
+            settings.task_queue,
+            signer=signer_or_none(settings.command_signing_key),
+        )
+
+    def _sign(self, scope: Scope, actor: str) -> str | None:
+        return self._signer.sign(scope, actor) if self._signer is not None else None
 
     async def ingest_batch(self, batch: IngestBatch) -> IngestResult:
         """Run one ``IngestEvents`` workflow and wait for its result.
@@ -183,12 +210,26 @@ class AwfdrsClient:
         return snapshot
 
     async def approve(
-        self, incident_id: uuid.UUID, *, plan_id: str, actor: str, reason: str | None = None
+        self,
+        incident_id: uuid.UUID,
+        *,
+        plan_id: str,
+        actor: str,
+        reason: str | None = None,
+        credential: str | None = None,
     ) -> IncidentSnapshot:
-        """Approve the plan ``plan_id`` (from the snapshot): refused if another plan waits."""
-        return await self._update(
-            incident_id, "approve", OperatorCommand(plan_id=plan_id, actor=actor, reason=reason)
+        """Approve the plan ``plan_id`` (from the snapshot): refused if another plan waits, if
+        the credential does not verify, or (two-person rule) if ``actor`` approved it before.
+        A plan that is not reversible answers with the first approval recorded and waits for
+        a second principal."""
+        if credential is None and self._signer is not None:
+            tenant_id = (await self.snapshot(incident_id)).tenant_id
+            scope = Scope(tenant_id, APPROVE, str(incident_id), plan_id)
+            credential = self._sign(scope, actor)
+        command = OperatorCommand(
+            plan_id=plan_id, actor=actor, reason=reason, credential=credential
         )
+        return await self._update(incident_id, "approve", command)
 
     async def reject(
         self, incident_id: uuid.UUID, *, plan_id: str, actor: str, reason: str | None = None
@@ -215,18 +256,21 @@ class AwfdrsClient:
         expires_at: datetime | None = None,
         duration_seconds: float | None = None,
         wait: bool = True,
+        credential: str | None = None,
     ) -> KillSwitchRequest:
         """Stop automation for a tenant (or one workflow); returns once it is persisted.
 
         From then on no action in the scope starts; actions already IN_PROGRESS finish. A
         missing reason or actor raises ``pydantic.ValidationError`` before anything is sent.
         """
+        subject = kill_switch_subject(None, workflow_id)
         command = ActivateKillSwitch(
             reason=reason,
             activated_by=activated_by,
             workflow_id=workflow_id,
             expires_at=expires_at,
             duration_seconds=duration_seconds,
+            credential=credential or self._sign(Scope(tenant_id, ACTIVATE, subject), activated_by),
         )
         return await self._kill_switch_signal(tenant_id, "activate", command, wait)
 
@@ -239,10 +283,18 @@ class AwfdrsClient:
         workflow_id: uuid.UUID | None = None,
         switch_id: uuid.UUID | None = None,
         wait: bool = True,
+        credential: str | None = None,
     ) -> KillSwitchRequest:
-        """Release one switch, or those of a scope (no workflow_id: the tenant-wide ones)."""
+        """Release one switch, or those of a scope (no workflow_id: the tenant-wide ones).
+        Refused by the worker without a valid credential, and (two-person rule) when
+        ``released_by`` activated a switch it would release."""
+        subject = kill_switch_subject(switch_id, workflow_id)
         command = ReleaseKillSwitch(
-            released_by=released_by, reason=reason, workflow_id=workflow_id, switch_id=switch_id
+            released_by=released_by,
+            reason=reason,
+            workflow_id=workflow_id,
+            switch_id=switch_id,
+            credential=credential or self._sign(Scope(tenant_id, RELEASE, subject), released_by),
         )
         return await self._kill_switch_signal(tenant_id, "release", command, wait)
 

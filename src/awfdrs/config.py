@@ -85,6 +85,21 @@ class Settings(BaseSettings):
     temporal_api_key: str | None = Field(
         default=None, description="API key (Temporal Cloud); implies TLS.", repr=False
     )
+    command_signing_key: str | None = Field(
+        default=None,
+        min_length=32,
+        repr=False,
+        description="Signs and verifies the credential that approve and kill-switch release "
+        "carry to the worker (the API and every worker need the same one). Unset on a worker: "
+        "approvals and releases are refused.",
+    )
+    admin_token: str | None = Field(
+        default=None,
+        min_length=32,
+        repr=False,
+        description="The deployment administrator's bearer token for the API (tenants, a "
+        "vendor opened for everyone). Unset: no deployment administration over HTTP.",
+    )
     api_host: str = Field(default="127.0.0.1", min_length=1)
     api_port: int = Field(default=8000, ge=0, le=65535)
     api_max_in_flight: int = Field(
@@ -139,9 +154,16 @@ class Settings(BaseSettings):
             raise ValueError("must be host:port, e.g. 127.0.0.1:7233")
         return value
 
-    @field_validator("temporal_tls_cert_file", "temporal_tls_key_file", "temporal_tls_ca_file")
+    @field_validator(
+        "temporal_tls_cert_file",
+        "temporal_tls_key_file",
+        "temporal_tls_ca_file",
+        "command_signing_key",
+        "admin_token",
+        mode="before",
+    )
     @classmethod
-    def _optional_path(cls, value: str | None) -> str | None:
+    def _unset_when_empty(cls, value: str | None) -> str | None:
         return None if value in (None, "") else value
 
     def temporal_tls_config(self) -> TLSConfig | bool:

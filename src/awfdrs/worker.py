@@ -27,6 +27,7 @@ from awfdrs.activities.controls import ControlActivities
 from awfdrs.activities.incidents import IncidentActivities
 from awfdrs.activities.ingest import IngestActivities
 from awfdrs.activities.kill_switches import KillSwitchActivities
+from awfdrs.activities.principals import PrincipalActivities
 from awfdrs.activities.requests import RequestActivities
 from awfdrs.analysis import Analyzer, load_analyzer
 from awfdrs.client import connect_temporal
@@ -36,6 +37,7 @@ from awfdrs.dispatcher import Dispatcher
 from awfdrs.metrics import Metrics, prometheus_runtime, sample_forever
 from awfdrs.remediation.executors import EscalateExecutor, RetryExecutor, build_executors
 from awfdrs.remediation.gate import default_gate
+from awfdrs.signing import CommandSigner, signer_or_none
 from awfdrs.workflows.incident import IncidentWorkflow
 from awfdrs.workflows.ingest import IngestEventsWorkflow
 from awfdrs.workflows.kill_switch import KillSwitchWorkflow
@@ -56,6 +58,7 @@ def build_worker(
     metrics: Metrics | None = None,
     sandboxed: bool = True,
     links: dict[str, str] | None = None,
+    signer: CommandSigner | None = None,
 ) -> Worker:
     """A worker with every workflow and activity, on injected resources (tests build their own).
 
@@ -79,7 +82,8 @@ def build_worker(
     requests = RequestActivities(sessions, RetryExecutor(http), gate, metrics)
     actions = ActionActivities(sessions, build_executors(http), metrics, links)
     controls = ControlActivities(sessions, gate, EscalateExecutor(http))
-    switches = KillSwitchActivities(sessions, client)
+    switches = KillSwitchActivities(sessions, client, signer)
+    principals = PrincipalActivities(signer)
     return Worker(
         client,
         task_queue=task_queue,
@@ -102,6 +106,7 @@ def build_worker(
             switches.release,
             switches.expire,
             switches.list_active,
+            principals.verify,
         ],
         max_concurrent_activities=max_concurrent_activities,
         max_concurrent_local_activities=max_concurrent_local_activities,
@@ -163,6 +168,7 @@ async def worker_resources(
                     metrics=metrics,
                     sandboxed=settings.workflow_sandbox,
                     links=settings.escalation_links(),
+                    signer=signer_or_none(settings.command_signing_key),
                 ),
                 client,
                 dispatcher,

@@ -250,8 +250,16 @@ async def test_kill_switches_through_the_api(stack: Stack, http: httpx.AsyncClie
     assert theirs.json()["active"] == []  # the other tenant's view: not this tenant's switch
     still = (await http.get("/v1/kill-switches", headers=auth(keys.viewer))).json()
     assert len(still["active"]) == 1
+    # The two-person rule: whoever activated a switch may not release it alone.
+    own = await http.post("/v1/kill-switches/release", json={"reason": "fixed"},
+                          headers=auth(keys.operator))  # fmt: skip
+    assert own.status_code == 409, own.text
+    assert "two-person rule" in own.json()["message"]
+    assert "anyone but alice@ops" in own.json()["message"]
+    in_force = (await http.get("/v1/kill-switches", headers=auth(keys.viewer))).json()["active"]
+    assert len(in_force) == 1
     released = await http.post("/v1/kill-switches/release", json={"reason": "fixed"},
-                               headers=auth(keys.operator))  # fmt: skip
+                               headers=auth(keys.admin))  # fmt: skip
     assert released.status_code == 200, released.text
     assert "released 1 switch" in released.json()["message"]
     assert (await http.get("/v1/kill-switches", headers=auth(keys.viewer))).json()["active"] == []

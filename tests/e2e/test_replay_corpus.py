@@ -147,7 +147,7 @@ async def test_record_the_corpus(
     await stack.client.activate_kill_switch(tenant.id, reason="hold", activated_by="ops")
     i = await _incident(stack, tenant, [payment(tenant, "e", name, 5)])
     await stack.wait_snapshot(i, lambda s: s.phase is Phase.HELD)
-    await stack.client.release_kill_switch(tenant.id, released_by="ops")
+    await stack.client.release_kill_switch(tenant.id, released_by="ops-2")
     await stack.wait_status(tenant, i, IncidentStatus.RESOLVED)
     await save_incident("incident-held-released-resolved", i)
     await _save("kill-switch", handle(kill_switch_workflow_id(tenant.id)))

@@ -39,6 +39,7 @@ from tests.reliability.support import Load, make_load, now, record, send, size
 from tests.support.database import ScratchDatabase
 from tests.support.factories import TenantRef
 from tests.support.pipeline import Stack, eventually
+from tests.support.principals import SIGNER
 from tests.support.processes import WorkerFactory, WorkerProcess
 
 # The many-request runs: each incident groups this many distinct requests at least, on average.
@@ -143,7 +144,10 @@ async def test_temporal_restarted_mid_load(
         worker = factory(server.address)
         await worker.start()
         stack = Stack(
-            AwfdrsClient(client, task_queue), sessions, vendor.url, f"{receiver.url}/v2/enqueue"
+            AwfdrsClient(client, task_queue, signer=SIGNER),
+            sessions,
+            vendor.url,
+            f"{receiver.url}/v2/enqueue",
         )
         tenant = await stack.tenant(**RELIABLE)
         name = await stack.vendor(**FAST_VENDOR)

@@ -56,6 +56,7 @@ from awfdrs.activities.controls import ControlActivities
 from awfdrs.activities.incidents import IncidentActivities
 from awfdrs.activities.ingest import IngestActivities
 from awfdrs.activities.kill_switches import KillSwitchActivities
+from awfdrs.activities.principals import PrincipalActivities
 from awfdrs.activities.requests import RequestActivities
 from awfdrs.analysis.rules import RulesAnalyzer
 from awfdrs.api.keys import Role, create_key
@@ -65,6 +66,7 @@ from awfdrs.contracts import (
     AbandonCommand,
     AnalyzeCommand,
     CloseIncident,
+    CredentialCheck,
     DecideCmd,
     DecideCommand,
     EpisodeEscalation,
@@ -137,9 +139,11 @@ from awfdrs.intake import Evidence, FailedRequest, FailureGroup, request_key
 from awfdrs.lifecycle import plan_id
 from awfdrs.remediation.executors import EscalateExecutor, RetryExecutor, build_executors
 from awfdrs.remediation.gate import default_gate
+from awfdrs.signing import APPROVE, RELEASE, Scope, kill_switch_subject
 from tests.reliability.support import raw_batch, record
 from tests.support.factories import TenantRef, make_incident, make_tenant, new_event
 from tests.support.pipeline import Stack
+from tests.support.principals import SIGNER
 
 TABLES = (
     "tenants",
@@ -879,7 +883,8 @@ async def activities(
             "requests": RequestActivities(committed_sessions, RetryExecutor(http), gate),
             "actions": ActionActivities(committed_sessions, build_executors(http)),
             "controls": ControlActivities(committed_sessions, gate, EscalateExecutor(http)),
-            "switches": KillSwitchActivities(committed_sessions, temporal_env.client),
+            "switches": KillSwitchActivities(committed_sessions, temporal_env.client, SIGNER),
+            "principals": PrincipalActivities(SIGNER),
         }
 
 
@@ -979,10 +984,29 @@ def activity_probes(world: World, acts: dict[str, Any]) -> Calls:
                 ),
             ),
         ),
+        # Tenant B holds a valid credential of its own, naming A's switch: still nothing.
         "release_kill_switch": lambda: env.run(
             switches.release,
             ReleaseCommand(
-                tenant_id=b, release=ReleaseKillSwitch(released_by="x", switch_id=world.switch)
+                tenant_id=b,
+                release=ReleaseKillSwitch(
+                    released_by="x",
+                    switch_id=world.switch,
+                    credential=SIGNER.sign(
+                        Scope(b, RELEASE, kill_switch_subject(world.switch, None)), "x"
+                    ),
+                ),
+            ),
+        ),
+        # A credential B signed cannot pass as one for A's incident.
+        "verify_credential": lambda: env.run(
+            acts["principals"].verify,
+            CredentialCheck(
+                tenant_id=world.a.id,
+                command=APPROVE,
+                subject=str(world.incident),
+                plan_id="plan-0",
+                credential=SIGNER.sign(Scope(b, APPROVE, str(world.incident), "plan-0"), "x"),
             ),
         ),
         "expire_kill_switches": lambda: env.run(switches.expire, SwitchTenant(tenant_id=b)),
@@ -1080,6 +1104,7 @@ ACTIVITY_NAMES = {
     "release_kill_switch",
     "expire_kill_switches",
     "list_kill_switches",
+    "verify_credential",
 }
 MIXED_NAMES = {
     "send_request",

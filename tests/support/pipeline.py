@@ -34,6 +34,7 @@ from awfdrs.dispatcher import Dispatcher
 from awfdrs.enums import IncidentStatus
 from awfdrs.worker import build_worker
 from tests.support.factories import TenantRef, make_tenant
+from tests.support.principals import SIGNER
 
 T = TypeVar("T")
 
@@ -224,7 +225,12 @@ async def running_stack(
     it."""
     async with httpx.AsyncClient() as http:
         worker = build_worker(
-            client, sessions, http, task_queue=task_queue, analyzer=RulesAnalyzer()
+            client,
+            sessions,
+            http,
+            task_queue=task_queue,
+            analyzer=RulesAnalyzer(),
+            signer=SIGNER,
         )
         dispatcher = Dispatcher(sessions, client, task_queue, listen_dsn=listen_dsn)
         stop = asyncio.Event()
@@ -232,7 +238,7 @@ async def running_stack(
             delivering = asyncio.create_task(dispatcher.run(stop))
             try:
                 yield Stack(
-                    client=AwfdrsClient(client, task_queue),
+                    client=AwfdrsClient(client, task_queue, signer=SIGNER),
                     sessions=sessions,
                     vendor_url=vendor.url,
                     webhook_url=f"{receiver.url}/v2/enqueue",

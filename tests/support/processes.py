@@ -10,6 +10,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from tests.support.principals import SIGNING_KEY
+
 
 class WorkerProcess:
     """``python -m awfdrs.worker`` with its log in a file."""
@@ -67,6 +69,7 @@ def worker_env(app_url: str, temporal_address: str, task_queue: str) -> dict[str
         "AWFDRS_TEMPORAL_ADDRESS": temporal_address,
         "AWFDRS_TASK_QUEUE": task_queue,
         "AWFDRS_LOG_LEVEL": "INFO",
+        "AWFDRS_COMMAND_SIGNING_KEY": SIGNING_KEY,
     }
 
 

@@ -85,7 +85,7 @@ async def test_activation_is_race_free_held_incidents_resume_on_release(
         assert "activated by alice: vendor double-charging" in (decisions[-1].gate_reason or "")
 
     released = await stack.client.release_kill_switch(
-        tenant.id, released_by="alice", reason="vendor fixed", workflow_id=tenant.workflow_id
+        tenant.id, released_by="bob", reason="vendor fixed", workflow_id=tenant.workflow_id
     )
     assert released.switch_ids == [switch_id]
     for incident_id in held:

@@ -13,6 +13,7 @@ from awfdrs.devstack.servers import EscalationReceiver, FlakyVendor
 from awfdrs.enums import ActionStatus, IncidentStatus
 from tests.support.database import ScratchDatabase
 from tests.support.pipeline import Stack, retryable
+from tests.support.principals import SIGNER
 from tests.support.processes import WorkerProcess, worker_env
 
 LIMIT = 3
@@ -36,7 +37,7 @@ async def test_two_worker_processes_share_one_rate_limit(
     await asyncio.gather(*(w.start() for w in workers))
     try:
         stack = Stack(
-            client=AwfdrsClient(temporal_env.client, task_queue),
+            client=AwfdrsClient(temporal_env.client, task_queue, signer=SIGNER),
             sessions=committed_sessions,
             vendor_url=vendor.url,
             webhook_url=f"{receiver.url}/v2/enqueue",

@@ -29,7 +29,7 @@ async def test_recorded_histories_replay_deterministically(
         tenant.id, reason="replay", activated_by="test", workflow_id=tenant.workflow_id
     )
     await stack.client.release_kill_switch(
-        tenant.id, released_by="test", workflow_id=tenant.workflow_id
+        tenant.id, released_by="ops", workflow_id=tenant.workflow_id
     )
     summary = await stack.client.ingest(
         tenant.id,

@@ -12,19 +12,35 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
+from awfdrs.activities.principals import REFUSED, verify_or_refuse
 from awfdrs.constants import incident_workflow_id
 from awfdrs.contracts import (
     ActivateCommand,
+    CredentialCheck,
     GateChange,
     KillSwitchInfo,
     ReleaseCommand,
     SwitchesChanged,
     TenantRef,
+    TenantSettings,
 )
 from awfdrs.db.models import KillSwitch
-from awfdrs.db.repositories import IncidentRepository, KillSwitchRepository, WorkflowRepository
+from awfdrs.db.repositories import (
+    IncidentRepository,
+    KillSwitchRepository,
+    TenantRepository,
+    WorkflowRepository,
+)
 from awfdrs.db.session import tenant_session
 from awfdrs.enums import GateControl
+from awfdrs.signing import (
+    ACTIVATE,
+    RELEASE,
+    CommandRefused,
+    CommandSigner,
+    Scope,
+    kill_switch_subject,
+)
 
 
 def info(switch: KillSwitch) -> KillSwitchInfo:
@@ -40,9 +56,32 @@ def info(switch: KillSwitch) -> KillSwitchInfo:
 
 
 class KillSwitchActivities:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], client: Client) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        client: Client,
+        signer: CommandSigner | None = None,
+    ) -> None:
         self._sessions = sessions
         self._client = client
+        self._signer = signer
+
+    def _activator(self, command: ActivateCommand) -> str:
+        """Who activates: the verified principal, or the name given at the Temporal door.
+
+        Anyone who can signal the workflow may stop automation, so an activation without a
+        credential is accepted, but its name is only what was typed: it is recorded as
+        ``temporal:<name>`` and is nobody's principal for the two-person rule.
+        """
+        activation = command.activation
+        if activation.credential is None or self._signer is None:
+            return f"temporal:{activation.activated_by}"[:255]
+        subject = kill_switch_subject(None, activation.workflow_id)
+        scope = Scope(command.tenant_id, ACTIVATE, subject)
+        try:
+            return self._signer.verify(activation.credential, scope)
+        except CommandRefused as error:
+            raise ApplicationError(str(error), type=REFUSED, non_retryable=True) from None
 
     @activity.defn(name="activate_kill_switch")
     async def activate(self, command: ActivateCommand) -> SwitchesChanged:
@@ -69,7 +108,7 @@ class KillSwitchActivities:
                 switch_id=command.switch_id,
                 workflow_id=activation.workflow_id,
                 reason=activation.reason,
-                activated_by=activation.activated_by,
+                activated_by=self._activator(command),
                 expires_at=command.expires_at,
             )
             active = [info(s) for s in await switches.list_active()]
@@ -77,12 +116,46 @@ class KillSwitchActivities:
 
     @activity.defn(name="release_kill_switch")
     async def release(self, command: ReleaseCommand) -> SwitchesChanged:
-        """Release by id or scope, then wake the incidents that were held in that scope."""
+        """Release by id or scope, then wake the incidents that were held in that scope.
+
+        Releasing resumes automation: refused unless the credential verifies, and (the
+        two-person rule, on unless the tenant turned it off) by a principal other than the one
+        who activated any of the switches it would release.
+        """
         release = command.release
+        actor = verify_or_refuse(
+            self._signer,
+            CredentialCheck(
+                tenant_id=command.tenant_id,
+                command=RELEASE,
+                subject=kill_switch_subject(release.switch_id, release.workflow_id),
+                credential=release.credential,
+            ),
+        )
         async with tenant_session(self._sessions, command.tenant_id) as session:
             switches = KillSwitchRepository(session, tenant_id=command.tenant_id)
+            # Serialise with activations, so the switches checked are the switches released.
+            await switches.lock_for_activation()
+            tenant = await TenantRepository(session, tenant_id=command.tenant_id).current()
+            rules = TenantSettings.model_validate(tenant.settings)
+            if rules.two_person_rule:
+                own = [
+                    s
+                    for s in await switches.list_releasable(
+                        switch_id=release.switch_id, workflow_id=release.workflow_id
+                    )
+                    if s.activated_by == actor
+                ]
+                if own:
+                    raise ApplicationError(
+                        f"{actor} activated kill switch {own[0].id}: the two-person rule needs "
+                        f"another operator or admin of this tenant (anyone but {actor}) to "
+                        "release it",
+                        type=REFUSED,
+                        non_retryable=True,
+                    )
             released = await switches.release(
-                released_by=release.released_by,
+                released_by=actor,
                 reason=release.reason,
                 switch_id=release.switch_id,
                 workflow_id=release.workflow_id,

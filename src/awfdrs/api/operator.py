@@ -51,6 +51,7 @@ from awfdrs.db.session import tenant_session
 from awfdrs.enums import IncidentStatus
 from awfdrs.errors import InvalidInputError, NotFoundError
 from awfdrs.queries import NEEDS_A_HUMAN, incident_details, list_incidents
+from awfdrs.signing import signer_or_none
 
 log = logging.getLogger("awfdrs.api.operator")
 T = TypeVar("T")
@@ -162,7 +163,9 @@ async def _guarded(call: Awaitable[T]) -> T:
 
 async def _client(request: Request) -> AwfdrsClient:
     edge = edge_of(request)
-    return AwfdrsClient(await temporal_of(edge), edge.settings.task_queue)
+    # Signs approve / release for the authenticated principal, which the worker verifies.
+    signer = signer_or_none(edge.settings.command_signing_key)
+    return AwfdrsClient(await temporal_of(edge), edge.settings.task_queue, signer=signer)
 
 
 async def _own_incident(request: Request, principal: Principal, incident_id: uuid.UUID) -> None:

@@ -41,6 +41,8 @@ def write_stack_file(data_dir: Path, values: dict[str, str]) -> Path:
     """Tell commands in other terminals where ``awfdrs up`` put PostgreSQL and Temporal."""
     path = stack_file(data_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)  # it holds the stack's command signing key
+    path.chmod(0o600)
     path.write_text(json.dumps(values, indent=2))
     return path
 

@@ -65,6 +65,9 @@ def up(
                     "temporal_address": running.temporal_address,
                     "temporal_namespace": running.temporal_namespace,
                     "task_queue": running.task_queue,
+                    # Local CLI commands sign approvals and releases with the stack's key: the
+                    # folder's owner is this stack's deployment administrator.
+                    "command_signing_key": running.command_signing_key or "",
                     **({"api_url": stack.api_url} if stack.api_url else {}),
                 },
             )

@@ -9,6 +9,8 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+from pydantic import Field
+
 from awfdrs.contracts.base import Actor, Contract, OptionalReason, Reason
 from awfdrs.enums import GateControl, IncidentStatus, Phase, Severity
 from awfdrs.lifecycle import (
@@ -67,6 +69,20 @@ class OperatorCommand(Contract):
     plan_id: str
     actor: Actor
     reason: OptionalReason = None
+    # approve only: the signed credential (awfdrs.signing) naming the principal; the worker
+    # verifies it and records its principal, not ``actor``.
+    credential: str | None = Field(None, repr=False, max_length=4096)
+
+
+class CredentialCheck(Contract):
+    """Ask the worker whether ``credential`` signs ``command`` on ``subject`` for the tenant;
+    the answer is the principal it names (see :mod:`awfdrs.signing`)."""
+
+    tenant_id: uuid.UUID
+    command: str
+    subject: str
+    plan_id: str | None = None
+    credential: str | None = Field(None, repr=False)
 
 
 class CloseCommand(Contract):

@@ -31,6 +31,7 @@ class KillSwitchSignal(BaseModel):
     reason: str | None = None
     activated_by: str | None = None
     released_by: str | None = None
+    credential: str | None = None
     expires_at: str | None = None
     duration_seconds: float | None = None
 
@@ -44,6 +45,9 @@ class ActivateKillSwitch(Contract):
     expires_at: AwareDatetime | None = None
     duration_seconds: float | None = Field(None, gt=0)
     request_id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    # Optional: with a valid one (awfdrs.signing) the activator is a verified principal;
+    # without, the name given is recorded as said at the Temporal door ("temporal:<name>").
+    credential: str | None = Field(None, repr=False, max_length=4096)
 
     @model_validator(mode="after")
     def _one_expiry(self) -> ActivateKillSwitch:
@@ -61,6 +65,8 @@ class ReleaseKillSwitch(Contract):
     workflow_id: uuid.UUID | None = None
     switch_id: uuid.UUID | None = None
     request_id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    # Required: releasing resumes automation, so the worker verifies who asks (awfdrs.signing).
+    credential: str | None = Field(None, repr=False, max_length=4096)
 
 
 class KillSwitchInfo(Contract):

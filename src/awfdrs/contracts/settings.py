@@ -37,6 +37,9 @@ class TenantSettings(Contract):
     fuse_window_seconds: float = Field(300.0, gt=0, le=86_400)
     held_recheck_seconds: float = Field(60.0, gt=0, le=86_400)
     max_deferral_seconds: float = Field(900.0, gt=0, le=7 * 86_400)
+    # Approving a plan that is not reversible, and releasing a kill switch, need a second
+    # principal: someone other than the first approver, or than the switch's activator.
+    two_person_rule: bool = True
     # The HTTP edge's per-tenant quota, a token bucket of events (not requests): refilled at
     # this rate, holding at most ``ingest_burst`` (default: two seconds' worth).
     ingest_events_per_second: float = Field(2_000.0, gt=0, le=1_000_000)

@@ -362,6 +362,41 @@ def approval_check(state: IncidentState, plan_id: str) -> str | None:
     return None
 
 
+def needs_second_approver(state: IncidentState, params: IncidentParams) -> bool:
+    """The two-person rule: a plan that is not reversible, approved by no one yet."""
+    plan = state.plan
+    return (
+        params.two_person_rule
+        and plan is not None
+        and not plan.is_reversible
+        and plan.first_approver is None
+    )
+
+
+def second_approver_check(state: IncidentState, actor: str) -> str | None:
+    """Why ``actor`` may not approve now: they already gave the first of two approvals."""
+    plan = state.plan
+    if plan is None or plan.first_approver != actor:
+        return None
+    return (
+        f"{actor} already approved plan {plan.plan_id} and it is not reversible: the two-person "
+        f"rule needs a second operator or admin of this tenant (anyone but {actor}) to approve it"
+    )
+
+
+def first_approval(state: IncidentState, actor: str) -> IncidentState:
+    """Record the first of two approvals; the plan keeps waiting, its deadline unchanged."""
+    assert state.plan is not None
+    plan = state.plan.model_copy(update={"first_approver": actor})
+    return state.model_copy(
+        update={
+            "plan": plan,
+            "details": f"{state.status.value}: plan {plan.plan_id} ({plan.words()}) is not "
+            f"reversible; approved by {actor}, awaiting a second approver (two-person rule)",
+        }
+    )
+
+
 def answer(state: IncidentState, *, approved: bool, actor: str, reason: str | None) -> DecideCmd:
     """The decision an operator's approve / reject records. Approval adopts the reviewed plan
     as it is; it lifts only the holds an operator may lift (confidence, reversibility)."""
@@ -375,9 +410,10 @@ def answer(state: IncidentState, *, approved: bool, actor: str, reason: str | No
             decided_by=actor,
         )
     if approved:
+        by = f"{plan.first_approver} and {actor}" if plan.first_approver else actor
         return DecideCmd(
             action_type=plan.action_type,
-            reasoning=f"approved by {actor}: {why} (plan {plan.plan_id}: {plan.words()})",
+            reasoning=f"approved by {by}: {why} (plan {plan.plan_id}: {plan.words()})",
             ai_model=OPERATOR_MODEL,
             decided_by=actor,
             plan_id=plan.plan_id,

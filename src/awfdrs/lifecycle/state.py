@@ -46,6 +46,7 @@ class IncidentParams(Value):
     action_max_attempts: int
     held_recheck_seconds: float = 60.0
     max_deferral_seconds: float = 900.0
+    two_person_rule: bool = True
 
 
 class Tally(Value):
@@ -169,6 +170,8 @@ class Plan(Value):
     vendors: tuple[str, ...] = ()
     is_reversible: bool = True
     approved_by: str | None = None
+    # The two-person rule: who approved this plan first; a different principal completes it.
+    first_approver: str | None = None
 
     def words(self) -> str:
         if self.action_type is ActionType.RETRY:

@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
     from awfdrs.activities.actions import ActionActivities
     from awfdrs.activities.controls import ControlActivities
     from awfdrs.activities.incidents import IncidentActivities
+    from awfdrs.activities.principals import PrincipalActivities
     from awfdrs.activities.requests import RequestActivities
     from awfdrs.constants import INCIDENT_WORKFLOW, SA_HELD_BY, SA_PHASE, SA_SEVERITY, SA_STATUS
     from awfdrs.contracts import (
@@ -44,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         AnalyzeCommand,
         CloseCommand,
         CloseIncident,
+        CredentialCheck,
         DecideCommand,
         EpisodeEscalation,
         ExecuteCommand,
@@ -61,6 +63,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from awfdrs.enums import ActionType, GateControl, IncidentStatus, Phase, RequestStatus
     from awfdrs.lifecycle import machine
+    from awfdrs.signing import APPROVE
     from awfdrs.words import span
     from awfdrs.workflows.policies import (
         LOCAL_BACKOFF_FIRST,
@@ -75,6 +78,8 @@ R = TypeVar("R")
 A = TypeVar("A")
 
 HISTORY_LIMIT = 8_000
+# Patch id (docs/VERSIONING.md): approvals verified by the worker, two-person rule.
+SIGNED_APPROVALS = "signed-approvals"
 # How a local activity's failure reaches the workflow: its own error bare (ApplicationError,
 # also for a non-retryable error type), a timeout wrapped (ActivityError).
 LOCAL_FAILURES = (ActivityError, ApplicationError)
@@ -162,6 +167,18 @@ class IncidentWorkflow:
         "name that plan"
     )
     async def approve(self, command: OperatorCommand) -> IncidentSnapshot:
+        if workflow.patched(SIGNED_APPROVALS):
+            # Approving resumes automation: the worker verifies who asks (the credential the
+            # API signed), and the two-person rule holds a plan that is not reversible for a
+            # second principal. Histories from before this run on as they were recorded.
+            actor = await self._verified(command)
+            self._refuse_now(machine.approval_check(self._state, command.plan_id))
+            self._refuse_now(machine.second_approver_check(self._state, actor))
+            command = command.model_copy(update={"actor": actor, "credential": None})
+            if machine.needs_second_approver(self._state, self._in.params):
+                self._state = machine.first_approval(self._state, actor)
+                self._publish()
+                return self.snapshot()
         return await self._answer(True, command)
 
     @workflow.update(
@@ -198,6 +215,39 @@ class IncidentWorkflow:
     def _refuse(self, refusal: str | None) -> None:
         if refusal is not None:
             raise ValueError(f"incident {self._in.incident_id}: {refusal}")
+
+    def _refuse_now(self, refusal: str | None) -> None:
+        """A refusal from the handler, past the validator: fails the update, not the workflow."""
+        if refusal is not None:
+            raise ApplicationError(
+                f"incident {self._in.incident_id}: {refusal}", type="Refused", non_retryable=True
+            )
+
+    async def _verified(self, command: OperatorCommand) -> str:
+        """The principal the approval's credential names, checked by the worker."""
+        try:
+            return await workflow.execute_local_activity_method(
+                PrincipalActivities.verify,
+                CredentialCheck(
+                    tenant_id=self._in.tenant_id,
+                    command=APPROVE,
+                    subject=str(self._in.incident_id),
+                    plan_id=command.plan_id,
+                    credential=command.credential,
+                ),
+                start_to_close_timeout=LOCAL_TIMEOUT,
+                schedule_to_close_timeout=LOCAL_BUDGET,
+                retry_policy=LOCAL_RETRY,
+                summary="verify the approval's credential",
+            )
+        except LOCAL_FAILURES as error:
+            cause = error.cause if isinstance(error, ActivityError) else error
+            message = cause.message if isinstance(cause, ApplicationError) else str(cause)
+            raise ApplicationError(
+                f"incident {self._in.incident_id}: approve refused: {message}",
+                type="Refused",
+                non_retryable=True,
+            ) from None
 
     async def _answer(self, approved: bool, command: OperatorCommand) -> IncidentSnapshot:
         self._state = machine.take_answer(

@@ -98,14 +98,25 @@ class KillSwitchRepository(
         workflow_id: uuid.UUID | None = None,
     ) -> Sequence[KillSwitch]:
         """Release one switch by id, else every switch in force of a scope (None: tenant-wide)."""
+        condition = self._releasable(switch_id, workflow_id)
+        return await self._deactivate(condition, released_by=released_by, release_reason=reason)
+
+    async def list_releasable(
+        self, *, switch_id: uuid.UUID | None = None, workflow_id: uuid.UUID | None = None
+    ) -> Sequence[KillSwitch]:
+        """What :meth:`release` with the same arguments would release now."""
+        stmt = self._select().where(self._releasable(switch_id, workflow_id))
+        return (await self.session.execute(stmt)).scalars().all()
+
+    def _releasable(
+        self, switch_id: uuid.UUID | None, workflow_id: uuid.UUID | None
+    ) -> ColumnElement[bool]:
         condition = self._in_force()
         if switch_id is not None:
-            condition = condition & (KillSwitch.id == switch_id)
-        elif workflow_id is None:
-            condition = condition & KillSwitch.workflow_id.is_(None)
-        else:
-            condition = condition & (KillSwitch.workflow_id == workflow_id)
-        return await self._deactivate(condition, released_by=released_by, release_reason=reason)
+            return condition & (KillSwitch.id == switch_id)
+        if workflow_id is None:
+            return condition & KillSwitch.workflow_id.is_(None)
+        return condition & (KillSwitch.workflow_id == workflow_id)
 
     async def expire_due(self) -> Sequence[KillSwitch]:
         """Mark the switches whose expiry has passed as no longer active."""
