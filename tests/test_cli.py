@@ -18,6 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 from awfdrs.devstack.servers import EscalationReceiver, FlakyVendor
 from tests.support.database import ScratchDatabase
 from tests.support.pipeline import Stack, eventually
+from tests.support.principals import SIGNING_KEY
 
 COMMANDS = [
     ["up"], ["worker"], ["migrate"], ["ingest"],
@@ -51,6 +52,9 @@ def cli_env(
         "AWFDRS_TEMPORAL_ADDRESS": temporal_env.client.service_client.config.target_host,
         "AWFDRS_TASK_QUEUE": stack.client.task_queue,
         "AWFDRS_STACK_FILE": str(tmp_path / "no-stack.json"),
+        # The deployment administrator's door: database and Temporal credentials and the
+        # command signing key (an operator without them goes through the API instead).
+        "AWFDRS_COMMAND_SIGNING_KEY": SIGNING_KEY,
         "COLUMNS": "200",
     }
 
@@ -144,8 +148,11 @@ async def test_a_new_users_session(
     missing = await run("kill-switch", "activate", "--tenant", name, "--reason", " ", "--by", "bob")
     assert missing.returncode == 1
     assert missing.stderr.startswith("awfdrs: reason:")
+    alone = await run("kill-switch", "release", "--tenant", name, "--by", "bob")
+    assert alone.returncode == 1
+    assert "two-person rule" in alone.stderr
     assert "released 1 switch" in await ok(
-        "kill-switch", "release", "--tenant", name, "--by", "bob"
+        "kill-switch", "release", "--tenant", name, "--by", "carol"
     )
 
     await ok("vendors", "force-open", vendor_name, "--by", "alice", "--reason", "INC-1")

@@ -93,13 +93,6 @@ class Settings(BaseSettings):
         "carry to the worker (the API and every worker need the same one). Unset on a worker: "
         "approvals and releases are refused.",
     )
-    admin_token: str | None = Field(
-        default=None,
-        min_length=32,
-        repr=False,
-        description="The deployment administrator's bearer token for the API (tenants, a "
-        "vendor opened for everyone). Unset: no deployment administration over HTTP.",
-    )
     api_host: str = Field(default="127.0.0.1", min_length=1)
     api_port: int = Field(default=8000, ge=0, le=65535)
     api_max_in_flight: int = Field(
@@ -159,7 +152,6 @@ class Settings(BaseSettings):
         "temporal_tls_key_file",
         "temporal_tls_ca_file",
         "command_signing_key",
-        "admin_token",
         mode="before",
     )
     @classmethod

@@ -255,7 +255,7 @@ async def test_kill_switches_through_the_api(stack: Stack, http: httpx.AsyncClie
                           headers=auth(keys.operator))  # fmt: skip
     assert own.status_code == 409, own.text
     assert "two-person rule" in own.json()["message"]
-    assert "anyone but alice@ops" in own.json()["message"]
+    assert "anyone but kim-sre" in own.json()["message"]
     in_force = (await http.get("/v1/kill-switches", headers=auth(keys.viewer))).json()["active"]
     assert len(in_force) == 1
     released = await http.post("/v1/kill-switches/release", json={"reason": "fixed"},
@@ -373,7 +373,11 @@ async def test_the_cli_lists_and_resolves_through_the_api(
     assert activated.returncode == 0, activated.stderr
     status = await cli(keys.viewer, "kill-switch", "list", "--json")
     assert [s["activated_by"] for s in json.loads(status.stdout)["active"]] == ["carl-cli"]
-    released = await cli(keys.operator, "kill-switch", "release")
+    alone = await cli(keys.operator, "kill-switch", "release")
+    assert alone.returncode == 1
+    assert "two-person rule" in alone.stderr
+    assert "anyone but carl-cli" in alone.stderr
+    released = await cli(keys.admin, "kill-switch", "release")
     assert released.returncode == 0, released.stderr
     assert "released 1 switch" in released.stdout
 

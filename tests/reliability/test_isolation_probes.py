@@ -677,6 +677,7 @@ PROBES: dict[type, dict[str, Probe]] = {
         "covering": lambda r, s, w: r.covering(w.a.workflow_id),
         "list_active": lambda r, s, w: r.list_active(),
         "release": lambda r, s, w: r.release(released_by="x", reason=None, switch_id=w.switch),
+        "list_releasable": lambda r, s, w: r.list_releasable(switch_id=w.switch),
         "expire_due": lambda r, s, w: r.expire_due(),
         "next_expiry": lambda r, s, w: r.next_expiry(),
     },
