@@ -256,6 +256,7 @@ async def test_kill_switches_through_the_api(stack: Stack, http: httpx.AsyncClie
     assert own.status_code == 409, own.text
     assert "two-person rule" in own.json()["message"]
     assert "anyone but kim-sre" in own.json()["message"]
+    assert "keys of this tenant that may: root-admin (admin)" in own.json()["message"]
     in_force = (await http.get("/v1/kill-switches", headers=auth(keys.viewer))).json()["active"]
     assert len(in_force) == 1
     released = await http.post("/v1/kill-switches/release", json={"reason": "fixed"},

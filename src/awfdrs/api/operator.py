@@ -161,6 +161,32 @@ async def _guarded(call: Awaitable[T]) -> T:
         raise
 
 
+async def _second_principal(request: Request, principal: Principal, call: Awaitable[T]) -> T:
+    """A two-person refusal names the keys that may act instead (active operator and admin
+    keys of the tenant, other than the caller's name)."""
+    try:
+        return await _guarded(call)
+    except ApiError as error:
+        if error.status != 409 or "two-person rule" not in str(error):
+            raise
+        from awfdrs.api.keys import list_keys
+
+        keys = await list_keys(edge_of(request).sessions, principal.tenant_id)
+        others = sorted(
+            f"{k.name} ({k.role.value})"
+            for k in keys
+            if k.state() == "active"
+            and k.role in (Role.OPERATOR, Role.ADMIN)
+            and k.name != principal.actor
+        )
+        who = (
+            f"keys of this tenant that may: {', '.join(others)}"
+            if others
+            else "this tenant has no other operator or admin key: an admin must create one"
+        )
+        raise ApiError(409, "refused", f"{error}; {who}") from None
+
+
 async def _client(request: Request) -> AwfdrsClient:
     edge = edge_of(request)
     # Signs approve / release for the authenticated principal, which the worker verifies.
@@ -329,7 +355,7 @@ async def _answer(
         client = await _client(request)
         return await _incident_command(name)(client, incident_id, principal.actor, body)
 
-    return respond(await _guarded(act()))
+    return respond(await _second_principal(request, principal, act()))
 
 
 @router.post(
@@ -430,7 +456,7 @@ async def release_kill_switch(request: Request, principal: Actor, body: ReleaseS
             switch_id=body.switch_id,
         )
 
-    return respond(await _guarded(act()))
+    return respond(await _second_principal(request, principal, act()))
 
 
 @router.post(
