@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.service import RPCError
 
 from awfdrs.api.keys import Role, create_key, revoke_key
 from awfdrs.db.repositories import VendorRepository
@@ -399,3 +400,45 @@ async def test_the_openapi_document_describes_the_operator_api(http: httpx.Async
         schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
         assert schema["$ref"].endswith(f"/{model}"), (path, schema)
         assert {"401", "403"} <= set(operation["responses"])
+
+
+async def test_every_cli_command_through_the_api_refuses_the_wrong_keys(
+    stack: Stack, api_url: str, tmp_path: Path
+) -> None:
+    """Each operator command of the CLI, run with an ingest, viewer, revoked or another
+    tenant's key, exits 1 with the API's refusal, and the incident and switches are as before."""
+    tenant, incident_id, plan_id = await awaiting_approval(stack)
+    keys = await keys_for(stack, tenant)
+    target = str(incident_id)
+    commands = [
+        ["incidents", "approve", target, "--plan", plan_id],
+        ["incidents", "reject", target, "--plan", plan_id],
+        ["incidents", "resolve", target, "--reason", "x"],
+        ["incidents", "ignore", target, "--reason", "x"],
+        ["kill-switch", "activate", "--reason", "x"],
+        ["kill-switch", "release"],
+    ]
+    wrong = {
+        "ingest": (keys.ingest, "HTTP 403"),
+        "viewer": (keys.viewer, "HTTP 403"),
+        "revoked": (keys.revoked, "HTTP 401"),
+    }
+
+    async def cli(key: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return await asyncio.to_thread(awfdrs, api_url, key, tmp_path, *args)
+
+    runs = [(who, key, why, c) for who, (key, why) in wrong.items() for c in commands]
+    # Another tenant's operator: its incident commands are 404s; its kill switch commands act
+    # on its own tenant (checked below: this tenant's switches are untouched).
+    runs += [("foreign", keys.foreign, "HTTP 404", c) for c in commands[:4]]
+    results = await asyncio.gather(*(cli(key, *c) for _, key, _, c in runs))
+    for (who, _, why, command), done in zip(runs, results, strict=True):
+        assert done.returncode == 1, (who, command, done.stdout, done.stderr)
+        assert f"the API refused ({why})" in done.stderr, (who, command, done.stderr)
+    still = await stack.client.snapshot(incident_id)
+    assert still.phase is Phase.AWAITING_APPROVAL
+    assert still.plan is not None
+    assert still.plan.plan_id == plan_id
+    # No switch was ever activated: the tenant's kill-switch workflow was never even started.
+    with pytest.raises(RPCError, match="not found"):
+        await stack.client.kill_switches(tenant.id)
