@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 
@@ -75,7 +76,7 @@ def test_an_intact_chain_and_an_empty_one() -> None:
 )
 def test_any_changed_column_breaks_that_rows_hash(field: str) -> None:
     rows = chain(4)
-    changed = {
+    changed: Any = {
         "actor": "mallory",
         "kind": "operator.forged",
         "subject_type": "incident",
