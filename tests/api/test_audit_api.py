@@ -1,0 +1,76 @@
+"""GET /v1/audit and /v1/audit/verify on the API as a real process: the key's tenant's chain
+only, for readers only."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from awfdrs.api.keys import Role, create_key, revoke_key
+from awfdrs.db.repositories import AuditRepository
+from awfdrs.db.session import tenant_session
+from tests.support.factories import make_tenant
+
+Sessions = async_sessionmaker[AsyncSession]
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+async def test_readers_page_through_and_verify_their_own_chain(
+    http: httpx.AsyncClient, committed_sessions: Sessions, owner_engine: AsyncEngine
+) -> None:
+    tenant = await make_tenant(committed_sessions)
+    other = await make_tenant(committed_sessions)
+    for n in range(5):
+        async with tenant_session(committed_sessions, tenant.id) as session:
+            await AuditRepository(session, tenant_id=tenant.id).record_command(
+                "alice", f"cmd-{n}", ("incident", uuid.uuid4()), {"n": n}
+            )
+    viewer, _ = await create_key(committed_sessions, tenant.id, Role.VIEWER, name="vera")
+    ingest, _ = await create_key(committed_sessions, tenant.id, Role.INGEST, name="svc")
+    revoked, info = await create_key(committed_sessions, tenant.id, Role.ADMIN, name="gone")
+    await revoke_key(committed_sessions, str(info.id))
+    foreign, _ = await create_key(committed_sessions, other.id, Role.OPERATOR, name="eve")
+
+    first = await http.get("/v1/audit", params={"limit": 3}, headers=auth(viewer))
+    assert first.status_code == 200, first.text
+    page = first.json()
+    assert [r["seq"] for r in page["items"]] == [1, 2, 3]
+    assert page["next_after"] == 3
+    assert page["items"][0]["body"] == {"command": "cmd-0", "args": {"n": 0}}
+    assert page["items"][0]["tenant_id"] == str(tenant.id)
+    rest = await http.get("/v1/audit", params={"after": 3}, headers=auth(viewer))
+    assert [r["seq"] for r in rest.json()["items"]] == [4, 5]
+    assert rest.json()["next_after"] is None
+
+    verdict = await http.get("/v1/audit/verify", headers=auth(viewer))
+    assert verdict.status_code == 200
+    assert verdict.json()["intact"] is True
+    head = rest.json()["items"][-1]["hash"]
+    assert verdict.json()["summary"] == f"chain intact: 5 rows, head {head}"
+
+    for key, status in ((ingest, 403), (revoked, 401), ("awfdrs_nonsense", 401)):
+        for path in ("/v1/audit", "/v1/audit/verify"):
+            refused = await http.get(path, headers=auth(key))
+            assert refused.status_code == status, (path, refused.text)
+            assert "items" not in refused.json()
+    # Another tenant's key sees its own (empty) chain, never this one.
+    theirs = await http.get("/v1/audit", headers=auth(foreign))
+    assert theirs.json() == {"items": [], "next_after": None}
+    assert (await http.get("/v1/audit/verify", headers=auth(foreign))).json()["rows"] == 0
+
+    async with owner_engine.begin() as connection:
+        await connection.execute(text("SET LOCAL session_replication_role = replica"))
+        await connection.execute(
+            text("UPDATE audit_log SET actor = 'mallory' WHERE tenant_id = :t AND seq = 4"),
+            {"t": tenant.id},
+        )
+    broken = (await http.get("/v1/audit/verify", headers=auth(viewer))).json()
+    assert broken["intact"] is False
+    assert (broken["broken"]["seq"], broken["broken"]["reason"]) == (4, "hash")
+    assert broken["broken"]["id"] == rest.json()["items"][0]["id"]
