@@ -74,3 +74,13 @@ async def test_readers_page_through_and_verify_their_own_chain(
     assert broken["intact"] is False
     assert (broken["broken"]["seq"], broken["broken"]["reason"]) == (4, "hash")
     assert broken["broken"]["id"] == rest.json()["items"][0]["id"]
+
+
+async def test_the_openapi_document_describes_the_audit_routes(http: httpx.AsyncClient) -> None:
+    paths = (await http.get("/openapi.json")).json()["paths"]
+    for path, model in [("/v1/audit", "AuditPage"), ("/v1/audit/verify", "AuditVerdict")]:
+        operation = paths[path]["get"]
+        assert operation["security"] == [{"bearer": []}]
+        schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
+        assert schema["$ref"].endswith(f"/{model}"), (path, schema)
+        assert {"401", "403"} <= set(operation["responses"])
