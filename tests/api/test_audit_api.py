@@ -6,19 +6,28 @@ from __future__ import annotations
 import uuid
 
 import httpx
+import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from awfdrs.api.keys import Role, create_key, revoke_key
 from awfdrs.db.repositories import AuditRepository
 from awfdrs.db.session import tenant_session
+from tests.api.test_operator import keys_for, open_incident
 from tests.support.factories import make_tenant
+from tests.support.pipeline import Stack, eventually
 
 Sessions = async_sessionmaker[AsyncSession]
 
 
 def auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture
+def task_queue(api_queue: str) -> str:
+    """The in-process worker (fixture ``stack``) polls the API process's queue."""
+    return api_queue
 
 
 async def test_readers_page_through_and_verify_their_own_chain(
@@ -84,3 +93,41 @@ async def test_the_openapi_document_describes_the_audit_routes(http: httpx.Async
         schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
         assert schema["$ref"].endswith(f"/{model}"), (path, schema)
         assert {"401", "403"} <= set(operation["responses"])
+
+
+async def test_a_command_through_the_api_is_recorded_with_the_keys_name(
+    stack: Stack, http: httpx.AsyncClient
+) -> None:
+    tenant, incident_id = await open_incident(stack)
+    keys = await keys_for(stack, tenant, operator_name="olga-oncall")
+    done = await http.post(
+        f"/v1/incidents/{incident_id}/resolve",
+        json={"reason": "handled by hand"},
+        headers=auth(keys.operator),
+    )
+    assert done.status_code == 200, done.text
+
+    async def recorded() -> list[dict[str, object]] | None:
+        page = await http.get("/v1/audit", params={"limit": 1000}, headers=auth(keys.viewer))
+        rows: list[dict[str, object]] = page.json()["items"]
+        kinds = {r["kind"] for r in rows}
+        return rows if {"operator.command", "incident.closed"} <= kinds else None
+
+    rows = await eventually(recorded, 15, "the command and the closure in the audit")
+    [command] = [r for r in rows if r["kind"] == "operator.command"]
+    assert (command["actor"], command["subject_type"], command["subject_id"]) == (
+        "olga-oncall", "incident", str(incident_id),
+    )  # fmt: skip
+    assert command["body"] == {"command": "resolve", "args": {"reason": "handled by hand"}}
+    [closed] = [r for r in rows if r["kind"] == "incident.closed"]
+    assert closed["body"]["resolution"] == "resolved by olga-oncall: handled by hand"  # type: ignore[index]
+    verdict = await http.get("/v1/audit/verify", headers=auth(keys.viewer))
+    assert verdict.json()["intact"] is True
+    # A refused command (the incident is closed now) adds no operator.command row.
+    again = await http.post(
+        f"/v1/incidents/{incident_id}/resolve", json={"reason": "twice"},
+        headers=auth(keys.operator),
+    )  # fmt: skip
+    assert again.status_code == 409
+    later = await http.get("/v1/audit", params={"limit": 1000}, headers=auth(keys.viewer))
+    assert [r["kind"] for r in later.json()["items"]].count("operator.command") == 1

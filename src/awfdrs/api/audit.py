@@ -7,24 +7,66 @@ not an error: the request itself succeeded.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from awfdrs.api.edge import edge_of, respond
-from awfdrs.api.errors import ApiError, database_unavailable, unavailable
-from awfdrs.api.operator import READ_ERRORS, Reader
+from awfdrs.api.auth import Principal, require_reader
+from awfdrs.api.edge import authenticated, edge_of, respond
+from awfdrs.api.errors import ApiError, ErrorBody, database_unavailable, unavailable
 from awfdrs.db.models import AuditEntry
 from awfdrs.db.repositories import AuditRepository
 from awfdrs.db.session import tenant_session
 
 T = TypeVar("T")
 MAX_PAGE = 1000
+log = logging.getLogger("awfdrs.api.audit")
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
+READ_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "Missing, malformed, unknown, revoked or expired key"},
+    403: {"model": ErrorBody, "description": "Not a viewer, operator or admin key"},
+    503: {"model": ErrorBody, "description": "PostgreSQL cannot be reached now"},
+}
+
+
+async def reader(request: Request) -> Principal:
+    principal = await authenticated(request)
+    require_reader(principal)
+    return principal
+
+
+Reader = Annotated[Principal, Depends(reader)]
+
+
+async def record_command(
+    request: Request,
+    principal: Principal,
+    command: str,
+    subject: tuple[str, Any] | None,
+    body: BaseModel | None,
+) -> None:
+    """Append ``operator.command`` (actor: the key's name) once a command has succeeded.
+
+    A failure to record is logged, not raised: the command has already taken effect, and an
+    error would make the operator send it again. What the command changed (a decision, a
+    closure, a kill switch) is still recorded by the database's own triggers.
+    """
+    try:
+        async with tenant_session(edge_of(request).sessions, principal.tenant_id) as session:
+            await AuditRepository(session, tenant_id=principal.tenant_id).record_command(
+                principal.actor,
+                command,
+                subject,
+                body.model_dump(mode="json") if body is not None else None,
+            )
+    except Exception:
+        log.exception("operator command %s by %s not recorded in the audit", command,
+                      principal.actor)  # fmt: skip
 
 
 class AuditRow(BaseModel):
