@@ -94,9 +94,9 @@ async def test_decisions_transitions_switches_and_closes_are_chained(
         requests = RequestRepository(session, tenant_id=t)
         await requests.upsert_failed([(incident, event.id, failed(tenant, "k-1", "sig-a"))])
         [request] = await requests.list_for_incident(incident)
-    # Ingest pays nothing for the audit: events and the incident (with its counts) are not in
-    # it; the new request is, as PENDING.
-    assert [e.kind for e in await entries(committed_sessions, t)] == ["request.state_changed"]
+    # Ingest's hot path pays nothing for the audit: not the events, not the incident and its
+    # counts, not a new PENDING request (its first transition is recorded).
+    assert await entries(committed_sessions, t) == []
 
     async with tenant_session(committed_sessions, t) as session:
         decision = await DecisionRepository(session, tenant_id=t).add(
@@ -139,40 +139,48 @@ async def test_decisions_transitions_switches_and_closes_are_chained(
         )
         assert closed is not None
     async with tenant_session(committed_sessions, t) as session:
-        await session.execute(text("SET LOCAL app.actor = 'dave'"))
         await AuditRepository(session, tenant_id=t).record_command(
             "erin", "approve", ("incident", incident), {"plan_id": "p-1"}
         )
+    # A request created already judged (failed again after a success under its key) is
+    # recorded; with no actor column, the transaction's app.actor is the actor.
+    async with tenant_session(committed_sessions, t) as session:
+        await session.execute(text("SET LOCAL app.actor = 'dave'"))
+        await RequestRepository(session, tenant_id=t).add(
+            incident_id=incident, first_event_id=event.id, request_hash="again",
+            idempotency_key="again", replayable=False, first_failed_at=datetime.now(UTC),
+            last_failed_at=datetime.now(UTC), status=RequestStatus.FAILED,
+        )  # fmt: skip
 
     rows = await entries(committed_sessions, t)
     assert [(r.seq, r.kind, r.actor) for r in rows] == [
-        (1, "request.state_changed", "system"),
-        (2, "decision.recorded", "system"),
+        (1, "decision.recorded", "system"),
+        (2, "action.state_changed", "system"),
         (3, "action.state_changed", "system"),
-        (4, "action.state_changed", "system"),
+        (4, "request.state_changed", "system"),
         (5, "request.state_changed", "system"),
-        (6, "request.state_changed", "system"),
-        (7, "action.state_changed", "system"),
-        (8, "kill_switch.activated", "alice"),
-        (9, "kill_switch.released", "bob"),
-        (10, "incident.closed", "system"),
-        (11, "operator.command", "erin"),
+        (6, "action.state_changed", "system"),
+        (7, "kill_switch.activated", "alice"),
+        (8, "kill_switch.released", "bob"),
+        (9, "incident.closed", "system"),
+        (10, "operator.command", "erin"),
+        (11, "request.state_changed", "dave"),
     ]
     by_seq = {r.seq: r for r in rows}
-    assert [(by_seq[s].body["from"], by_seq[s].body["to"]) for s in (1, 5, 6)] == [
-        (None, "PENDING"), ("PENDING", "SENT"), ("SENT", "SUCCEEDED"),
+    assert [(by_seq[s].body["from"], by_seq[s].body["to"]) for s in (4, 5, 11)] == [
+        ("PENDING", "SENT"), ("SENT", "SUCCEEDED"), (None, "FAILED"),
     ]  # fmt: skip
-    assert [(by_seq[s].body["from"], by_seq[s].body["to"]) for s in (3, 4, 7)] == [
+    assert [(by_seq[s].body["from"], by_seq[s].body["to"]) for s in (2, 3, 6)] == [
         (None, "PENDING"), ("PENDING", "IN_PROGRESS"), ("IN_PROGRESS", "SUCCEEDED"),
     ]  # fmt: skip
     # The audit is kept forever: a request's headers (credentials) never go into it.
     assert "secret-in-headers" not in str([r.body for r in rows])
-    assert (by_seq[2].subject_type, by_seq[2].subject_id) == ("decision", str(decision.id))
-    assert by_seq[2].body["reasoning"] == "timeouts are transient"
-    assert by_seq[9].body["reason"] == "vendor back"
-    assert by_seq[10].body["resolution"] == "resolved by carol: fixed upstream"
-    assert by_seq[11].body == {"command": "approve", "args": {"plan_id": "p-1"}}
-    assert by_seq[11].subject_id == str(incident)
+    assert (by_seq[1].subject_type, by_seq[1].subject_id) == ("decision", str(decision.id))
+    assert by_seq[1].body["reasoning"] == "timeouts are transient"
+    assert by_seq[8].body["reason"] == "vendor back"
+    assert by_seq[9].body["resolution"] == "resolved by carol: fixed upstream"
+    assert by_seq[10].body == {"command": "approve", "args": {"plan_id": "p-1"}}
+    assert by_seq[10].subject_id == str(incident)
     assert [r.prev_hash for r in rows] == [GENESIS, *(r.hash for r in rows[:-1])]
     assert all(r.occurred_at <= n.occurred_at for r, n in itertools.pairwise(rows))
     verdict = await verify(committed_sessions, t)
