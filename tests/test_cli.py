@@ -29,6 +29,7 @@ COMMANDS = [
     ["incidents", "reject"], ["incidents", "resolve"], ["incidents", "ignore"],
     ["kill-switch", "activate"], ["kill-switch", "release"], ["kill-switch", "list"],
     ["api"], ["keys", "create"], ["keys", "list"], ["keys", "revoke"],
+    ["audit", "verify"], ["audit", "export"],
 ]  # fmt: skip
 
 

@@ -33,6 +33,10 @@ Requests (one row of ``remediation_requests`` per distinct failed request an inc
 - no incident workflow ended FAILED, TERMINATED, TIMED_OUT or CANCELED, and every incident has
   its workflow (the outbox was delivered).
 
+Audit
+- the tenant's audit chain verifies (``awfdrs audit verify``): every decision, transition,
+  switch and close the run made was appended, under its faults, as one gap-free chain.
+
 A limit of "after the close": the rows record when a request was first claimed (``sent_at``), not
 each later attempt's claim, so for a request with several attempts the one call allowed after
 the acknowledgment is not proven to be the in-flight one. Every other call after it still
@@ -53,9 +57,11 @@ from sqlalchemy import select, true
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client, WorkflowExecutionStatus
 
+from awfdrs.audit import Verdict
 from awfdrs.constants import incident_workflow_id
 from awfdrs.contracts import Outcome
 from awfdrs.db.models import Action, Event, Incident, RemediationRequest
+from awfdrs.db.repositories import AuditRepository
 from awfdrs.db.session import tenant_session
 from awfdrs.devstack.servers import FlakyVendor, Received
 from awfdrs.enums import ActionStatus, ActionType, IncidentStatus, Phase, RequestStatus
@@ -307,6 +313,8 @@ class Figures:
     workflows: int
     workflows_failed: int
     incidents_without_workflow: int
+    audit_rows: int = 0
+    audit_broken: int = 0
     # Examples of what broke, for the assertion message; not recorded.
     problems: list[str] = field(default_factory=list)
 
@@ -382,6 +390,8 @@ class Observed:
     state: State
     calls: list[Received]
     runs: list[tuple[str, WorkflowExecutionStatus | None]]
+    # The tenant's audit chain, verified; None where a check is run on made-up state.
+    audit: Verdict | None = None
 
 
 async def observe(
@@ -396,12 +406,14 @@ async def observe(
         keys = (await session.execute(select(Event.idempotency_key))).scalars().all()
         rows = await session.execute(select(Event.signature).where(Event.signature.is_not(None)))
         failures: Counter[str] = Counter(str(sig) for sig in rows.scalars().all())
+        audit = await AuditRepository(session, tenant_id=tenant).verify()
     return Observed(
         stored_keys=list(keys),
         failures=failures,
         state=state or await load_state(sessions, tenant),
         calls=list(vendor.requests),
         runs=await workflow_runs(temporal, tenant),
+        audit=audit,
     )
 
 
@@ -493,6 +505,11 @@ def check(load: Load, seen: Observed) -> Figures:
     orphans = [i for i in state.incidents if incident_workflow_id(i) not in listed]
     problems += [f"incident {i} has no workflow" for i in orphans[:5]]
 
+    # The audit.
+    audit = seen.audit
+    if audit is not None and not audit.intact:
+        problems.append(f"the tenant's audit: {audit.describe()}")
+
     return Figures(
         events_in=len(load.deliveries),
         distinct=len(load.keys),
@@ -523,6 +540,8 @@ def check(load: Load, seen: Observed) -> Figures:
         workflows=len(runs),
         workflows_failed=len(failed),
         incidents_without_workflow=len(orphans),
+        audit_rows=audit.rows if audit is not None else 0,
+        audit_broken=int(audit is not None and not audit.intact),
         problems=problems,
     )
 
@@ -547,6 +566,7 @@ def assert_invariants(found: Figures) -> None:
             ("sent after close", found.sent_after_close),
             ("workflows failed", found.workflows_failed),
             ("incidents without a workflow", found.incidents_without_workflow),
+            ("audit chain broken", found.audit_broken),
             (
                 "unexplained incidents",
                 sum(n for s, n in found.statuses.items() if s.endswith("unexplained")),

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from temporalio.client import WorkflowExecutionStatus
 
+from awfdrs.audit import Break, Broken, Verdict
 from awfdrs.constants import incident_workflow_id
 from awfdrs.contracts import EventResult, Outcome
 from awfdrs.devstack.servers import Received
@@ -111,6 +112,7 @@ def clean() -> tuple[Load, Observed]:
             (incident_workflow_id(I2), WorkflowExecutionStatus.RUNNING),
             (incident_workflow_id(I3), WorkflowExecutionStatus.COMPLETED),
         ],
+        audit=Verdict(rows=9, head="a" * 64, broken=None),
     )
 
 
@@ -135,6 +137,12 @@ def _request(seen: Observed, request_id: int, also: Received | None = None, **ch
 def _incident(seen: Observed, incident_id: uuid.UUID, **changes: Any) -> None:
     incidents = seen.state.incidents
     incidents[incident_id] = dataclasses.replace(incidents[incident_id], **changes)
+
+
+def _tampered(seen: Observed) -> None:
+    seen.audit = Verdict(
+        rows=3, head="a" * 64, broken=Broken(4, uuid.UUID(int=4), Break.HASH, "changed")
+    )
 
 
 Breakage = Callable[[Load, Observed], object]
@@ -232,6 +240,10 @@ BREAKAGES: dict[str, tuple[Breakage, Callable[[Figures], int]]] = {
     "an incident counting an event its signature does not have": (
         lambda load, seen: _incident(seen, I1, event_count=3),
         lambda f: f.event_count_mismatches,
+    ),
+    "the tenant's audit chain broken": (
+        lambda load, seen: _tampered(seen),
+        lambda f: f.audit_broken,
     ),
     "a failed event no request row accounts for": (
         lambda load, seen: _request(seen, 1, event_count=2),

@@ -21,6 +21,10 @@ role cannot read, change or delete the ``outbox`` table directly, not even its o
 (``test_the_application_role_cannot_touch_the_outbox``), and that ``OutboxRepository`` (ingest's
 side, row-level security applies) cannot write a notice for another tenant's incident.
 
+The audit chain (``audit_log``, ``audit_heads``) is probed like every table: a probe that made
+the database append to A's chain would change A's rows. ``AuditRepository.record_command`` as B
+appends to B's own chain; the database refuses it for any tenant but the transaction's.
+
 Temporal itself is not tenant-aware: tenants never get Temporal access (docs/DESIGN.md), so
 signals and updates to a workflow id are trusted internal calls, not probed here.
 """
@@ -94,7 +98,7 @@ from awfdrs.contracts.kill_switches import (
 )
 from awfdrs.contracts.kill_switches import TenantRef as SwitchTenant
 from awfdrs.db import repositories
-from awfdrs.db.base import BaseModel
+from awfdrs.db.base import Base
 from awfdrs.db.models import (
     Action,
     ApiKey,
@@ -110,6 +114,7 @@ from awfdrs.db.models import (
 from awfdrs.db.repositories import (
     ActionRepository,
     ApiKeyRepository,
+    AuditRepository,
     DecisionRepository,
     EventRepository,
     FuseEpisodeRepository,
@@ -159,6 +164,8 @@ TABLES = (
     "request_keys",
     "api_keys",
     "outbox",
+    "audit_log",
+    "audit_heads",
 )
 # The application role may not even read the outbox (only ingest's INSERT is granted).
 READABLE = tuple(t for t in TABLES if t != "outbox")
@@ -210,6 +217,7 @@ class World:
     queue: str
     api_key: uuid.UUID
     key_prefix: str
+    audit_head: str
 
     @property
     def ids(self) -> set[uuid.UUID]:
@@ -235,6 +243,7 @@ class World:
             self.request_hash,
             self.correlation_id,
             self.key_prefix,
+            self.audit_head,
         }
 
 
@@ -358,10 +367,21 @@ async def world(
         a, b, c, c_incident, incident, decision.id, action.id, switch.id, episode.id, event.id,
         request.id, key, signature, request.idempotency_key, request.request_hash,
         failed.correlation_ids[0], queue, api_key.id, api_key.prefix,
+        await _audit_head(a, owner_engine),
     )  # fmt: skip
     # The outbox is shared by every test of the run (its depth is a metric): leave it empty.
     async with owner_engine.begin() as connection:
         await connection.execute(text("DELETE FROM outbox WHERE task_queue = :q"), {"q": queue})
+
+
+async def _audit_head(tenant: TenantRef, owner_engine: AsyncEngine) -> str:
+    """The hash A's chain ends with: a verification that returned it would have read A's rows."""
+    async with owner_engine.connect() as connection:
+        head = await connection.execute(
+            text("SELECT hash FROM audit_heads WHERE tenant_id = :a"), {"a": tenant.id}
+        )
+        found: str = head.scalar_one()
+    return found
 
 
 async def rows_of_a(owner_engine: AsyncEngine, world: World) -> dict[str, list[str]]:
@@ -384,7 +404,7 @@ def leaks(value: Any, world: World, *, counts: bool = True) -> list[str]:
     above zero or a time: the caller has nothing of its own to count or date."""
     if value is None or isinstance(value, bool):
         return []
-    if isinstance(value, BaseModel):
+    if isinstance(value, Base):
         owner = getattr(value, "tenant_id", None) or (
             value.id if isinstance(value, Tenant) else None
         )
@@ -413,9 +433,7 @@ def leaks(value: Any, world: World, *, counts: bool = True) -> list[str]:
 Probe = Callable[[Any, AsyncSession, World], Awaitable[Any]]
 
 
-def common(
-    model: type[BaseModel], a_id: Callable[[World], uuid.UUID], **new: Any
-) -> dict[str, Probe]:
+def common(model: type[Base], a_id: Callable[[World], uuid.UUID], **new: Any) -> dict[str, Probe]:
     """Probes of the methods every repository inherits."""
 
     async def add(repo: Any, session: AsyncSession, world: World) -> Any:
@@ -654,6 +672,15 @@ PROBES: dict[type, dict[str, Probe]] = {
         "list_all": lambda r, s, w: r.list_all(),
         "find_by_prefix": lambda r, s, w: r.find_by_prefix(w.key_prefix),
     },
+    AuditRepository: {
+        "list": lambda r, s, w: r.list(limit=1000),
+        "head": lambda r, s, w: r.head(),
+        "chain": lambda r, s, w: r.chain(),
+        "verify": lambda r, s, w: _verified(r),
+        # A command about A's incident lands in B's own chain, or (scoped to A inside B's
+        # transaction) is refused: the database appends only to the transaction's tenant.
+        "record_command": lambda r, s, w: _recorded(r, w),
+    },
     OutboxRepository: {
         # A notice for A's incident: its workflow would be told (started, even) by B.
         "add": lambda r, s, w: r.add(
@@ -703,6 +730,19 @@ PROBES: dict[type, dict[str, Probe]] = {
 async def _own(current: Awaitable[Tenant], world: World) -> Any:
     row = await current
     assert row.id == world.b.id
+    return None
+
+
+async def _verified(repo: AuditRepository) -> Any:
+    """B's own chain may have rows (``record_command`` adds one): the hash it ends with and
+    whether it is intact are what must not be A's."""
+    verdict = await repo.verify()
+    return [verdict.head, verdict.broken]
+
+
+async def _recorded(repo: AuditRepository, world: World) -> Any:
+    entry = await repo.record_command("mallory", "approve", ("incident", world.incident))
+    assert entry.tenant_id == world.b.id
     return None
 
 
@@ -819,6 +859,13 @@ async def test_raw_sql_as_the_application_role(
                     " VALUES (:id, :a, 'r', 'x')"
                 ),
                 {"id": uuid.uuid4(), "a": world.a.id},
+            )
+    # Nor may B append to A's audit chain, even naming A's tenant to the function itself.
+    with pytest.raises(DBAPIError, match="not the transaction's"):
+        async with tenant_session(committed_sessions, world.b.id) as session:
+            await session.execute(
+                text("SELECT audit_record_command(:a, 'mallory', 'approve', NULL, NULL, '{}')"),
+                {"a": world.a.id},
             )
     # The audit trail is never deleted by the application: not even granted.
     with pytest.raises(DBAPIError, match="permission denied"):

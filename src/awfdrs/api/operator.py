@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from awfdrs.api.audit import record_command
 from awfdrs.api.auth import Principal, require_actor, require_reader
 from awfdrs.api.edge import authenticated, edge_of, respond, temporal_of, workflow_names
 from awfdrs.api.errors import ApiError, ErrorBody, database_unavailable, unavailable
@@ -353,7 +354,9 @@ async def _answer(
     async def act() -> IncidentSnapshot:
         await _own_incident(request, principal, incident_id)
         client = await _client(request)
-        return await _incident_command(name)(client, incident_id, principal.actor, body)
+        snapshot = await _incident_command(name)(client, incident_id, principal.actor, body)
+        await record_command(request, principal, name, ("incident", incident_id), body)
+        return snapshot
 
     return respond(await _second_principal(request, principal, act()))
 

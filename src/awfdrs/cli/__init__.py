@@ -8,6 +8,7 @@ import sys
 
 import typer
 
+from awfdrs.cli.audit import audit
 from awfdrs.cli.incidents import incidents
 from awfdrs.cli.ingest import ingest
 from awfdrs.cli.keys import keys
@@ -32,6 +33,7 @@ app.add_typer(vendors, name="vendors")
 app.add_typer(incidents, name="incidents")
 app.add_typer(kill_switch, name="kill-switch")
 app.add_typer(keys, name="keys")
+app.add_typer(audit, name="audit")
 
 
 def main() -> None:

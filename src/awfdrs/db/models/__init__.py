@@ -3,6 +3,7 @@
 from awfdrs.db.base import Base, BaseModel
 from awfdrs.db.models.actions import Action
 from awfdrs.db.models.api_keys import ApiKey
+from awfdrs.db.models.audit import AuditEntry, AuditHead
 from awfdrs.db.models.decisions import Decision
 from awfdrs.db.models.events import Event
 from awfdrs.db.models.fuse_episodes import FuseEpisode
@@ -19,6 +20,8 @@ from awfdrs.db.models.workflows import Workflow
 __all__ = [
     "Action",
     "ApiKey",
+    "AuditEntry",
+    "AuditHead",
     "Base",
     "BaseModel",
     "Decision",

@@ -2,6 +2,7 @@
 
 from awfdrs.db.repositories.actions import ActionRepository
 from awfdrs.db.repositories.api_keys import ApiKeyDirectory, ApiKeyRepository, KeyRecord
+from awfdrs.db.repositories.audit import AuditRepository
 from awfdrs.db.repositories.decisions import DecisionRepository
 from awfdrs.db.repositories.events import EventRepository
 from awfdrs.db.repositories.fuse_episodes import FuseEpisodeRepository
@@ -23,6 +24,7 @@ __all__ = [
     "ActionRepository",
     "ApiKeyDirectory",
     "ApiKeyRepository",
+    "AuditRepository",
     "Claimed",
     "DecisionRepository",
     "EventRepository",
