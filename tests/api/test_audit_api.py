@@ -4,6 +4,7 @@ only, for readers only."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import httpx
 import pytest
@@ -13,9 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from awfdrs.api.keys import Role, create_key, revoke_key
 from awfdrs.db.repositories import AuditRepository
 from awfdrs.db.session import tenant_session
-from tests.api.test_operator import keys_for, open_incident
+from awfdrs.devstack.servers import FlakyVendor
+from awfdrs.enums import IncidentStatus, Phase
+from tests.api.test_operator import keys_for, only_incident, open_incident
 from tests.support.factories import make_tenant
-from tests.support.pipeline import Stack, eventually
+from tests.support.pipeline import Stack, event, eventually
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -131,3 +134,52 @@ async def test_a_command_through_the_api_is_recorded_with_the_keys_name(
     assert again.status_code == 409
     later = await http.get("/v1/audit", params={"limit": 1000}, headers=auth(keys.viewer))
     assert [r["kind"] for r in later.json()["items"]].count("operator.command") == 1
+
+
+async def test_two_principals_approving_an_irreversible_plan_are_both_recorded(
+    stack: Stack, http: httpx.AsyncClient, vendor: FlakyVendor
+) -> None:
+    tenant = await stack.tenant()
+    name = await stack.vendor()
+    refund = event(
+        tenant,
+        "refund-1",
+        error={"code": "gateway_timeout", "vendor": name},
+        retry={"method": "POST", "path": "/v1/refunds", "body": {}, "reversible": False},
+    )
+    await stack.client.ingest(tenant.id, [refund])
+    incident_id = await only_incident(stack, tenant)
+    waiting = await stack.wait_snapshot(
+        incident_id, lambda s: s.phase is Phase.AWAITING_APPROVAL and s.plan is not None
+    )
+    assert waiting.plan is not None
+    keys = await keys_for(stack, tenant, operator_name="alice")
+    bob, _ = await create_key(stack.sessions, tenant.id, Role.OPERATOR, name="bob")
+    path = f"/v1/incidents/{incident_id}/approve"
+    body = {"plan_id": waiting.plan.plan_id, "reason": "refund owed"}
+
+    first = await http.post(path, json=body, headers=auth(keys.operator))
+    assert first.status_code == 200, first.text
+    assert "awaiting a second approver" in first.json()["details"]
+    alone = await http.post(path, json=body, headers=auth(keys.operator))
+    assert alone.status_code == 409
+    assert "anyone but alice" in alone.json()["message"]
+    assert "bob (operator)" in alone.json()["message"]
+    assert not [r for r in vendor.requests if r.path.startswith("/v1/refunds")]
+
+    second = await http.post(path, json=body, headers=auth(bob))
+    assert second.status_code == 200, second.text
+    await stack.wait_status(tenant, incident_id, IncidentStatus.RESOLVED)
+    assert len([r for r in vendor.requests if r.path.startswith("/v1/refunds")]) == 1
+
+    async def recorded() -> list[dict[str, Any]] | None:
+        page = await http.get("/v1/audit", params={"limit": 1000}, headers=auth(keys.viewer))
+        rows: list[dict[str, Any]] = page.json()["items"]
+        approved = [r for r in rows if r["kind"] == "decision.recorded" and "alice and bob"
+                    in str(r["body"])]  # fmt: skip
+        return rows if approved else None
+
+    rows = await eventually(recorded, 15, "the approval's decision in the audit")
+    commands = [(r["actor"], r["body"]["command"]) for r in rows if r["kind"] == "operator.command"]
+    assert commands == [("alice", "approve"), ("bob", "approve")]
+    assert (await http.get("/v1/audit/verify", headers=auth(keys.viewer))).json()["intact"]
