@@ -54,7 +54,10 @@ from awfdrs.errors import AwfdrsError
 from awfdrs.signing import (
     ACTIVATE,
     APPROVE,
+    IGNORE,
+    REJECT,
     RELEASE,
+    RESOLVE,
     CommandSigner,
     Scope,
     kill_switch_subject,
@@ -217,32 +220,90 @@ class AwfdrsClient:
         actor: str,
         reason: str | None = None,
         credential: str | None = None,
+        tenant_id: uuid.UUID | None = None,
     ) -> IncidentSnapshot:
         """Approve the plan ``plan_id`` (from the snapshot): refused if another plan waits, if
         the credential does not verify, or (two-person rule) if ``actor`` approved it before.
         A plan that is not reversible answers with the first approval recorded and waits for
-        a second principal."""
-        if credential is None and self._signer is not None:
-            tenant_id = (await self.snapshot(incident_id)).tenant_id
-            scope = Scope(tenant_id, APPROVE, str(incident_id), plan_id)
-            credential = self._sign(scope, actor)
+        a second principal. ``tenant_id`` spares a query when signing."""
+        credential = credential or await self._credential(
+            incident_id, tenant_id, APPROVE, actor, plan_id
+        )
         command = OperatorCommand(
             plan_id=plan_id, actor=actor, reason=reason, credential=credential
         )
         return await self._update(incident_id, "approve", command)
 
     async def reject(
-        self, incident_id: uuid.UUID, *, plan_id: str, actor: str, reason: str | None = None
+        self,
+        incident_id: uuid.UUID,
+        *,
+        plan_id: str,
+        actor: str,
+        reason: str | None = None,
+        tenant_id: uuid.UUID | None = None,
     ) -> IncidentSnapshot:
-        return await self._update(
-            incident_id, "reject", OperatorCommand(plan_id=plan_id, actor=actor, reason=reason)
+        """Reject the plan: anyone may stop, but without a signer the actor is recorded as
+        ``temporal:<actor>`` (a name typed at the Temporal door, not a principal)."""
+        credential = await self._credential(incident_id, tenant_id, REJECT, actor, plan_id)
+        command = OperatorCommand(
+            plan_id=plan_id, actor=actor, reason=reason, credential=credential
         )
+        return await self._update(incident_id, "reject", command)
 
-    async def resolve(self, incident_id: uuid.UUID, *, actor: str, reason: str) -> IncidentSnapshot:
-        return await self._update(incident_id, "resolve", CloseCommand(actor=actor, reason=reason))
+    async def resolve(
+        self,
+        incident_id: uuid.UUID,
+        *,
+        actor: str,
+        reason: str,
+        tenant_id: uuid.UUID | None = None,
+    ) -> IncidentSnapshot:
+        credential = await self._credential(incident_id, tenant_id, RESOLVE, actor)
+        command = CloseCommand(actor=actor, reason=reason, credential=credential)
+        return await self._update(incident_id, "resolve", command)
 
-    async def ignore(self, incident_id: uuid.UUID, *, actor: str, reason: str) -> IncidentSnapshot:
-        return await self._update(incident_id, "ignore", CloseCommand(actor=actor, reason=reason))
+    async def ignore(
+        self,
+        incident_id: uuid.UUID,
+        *,
+        actor: str,
+        reason: str,
+        tenant_id: uuid.UUID | None = None,
+    ) -> IncidentSnapshot:
+        credential = await self._credential(incident_id, tenant_id, IGNORE, actor)
+        command = CloseCommand(actor=actor, reason=reason, credential=credential)
+        return await self._update(incident_id, "ignore", command)
+
+    async def _credential(
+        self,
+        incident_id: uuid.UUID,
+        tenant_id: uuid.UUID | None,
+        name: str,
+        actor: str,
+        plan_id: str | None = None,
+    ) -> str | None:
+        """A credential for ``name`` on the incident, signed for ``actor``; None unsigned."""
+        if self._signer is None:
+            return None
+        if tenant_id is None:
+            tenant_id = await self._tenant_of(incident_id)
+        return self._sign(Scope(tenant_id, name, str(incident_id), plan_id), actor)
+
+    async def _tenant_of(self, incident_id: uuid.UUID) -> uuid.UUID:
+        """The incident's tenant, from its workflow (waiting, like an update, for one the
+        outbox has not started yet)."""
+        delay, deadline = 0.05, asyncio.get_running_loop().time() + START_GRACE_SECONDS
+        while True:
+            try:
+                return (await self.snapshot(incident_id)).tenant_id
+            except RPCError as error:
+                if error.status is not RPCStatusCode.NOT_FOUND:
+                    raise
+                if asyncio.get_running_loop().time() + delay > deadline:
+                    raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
     # --- kill switches ------------------------------------------------------------------
 

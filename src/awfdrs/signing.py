@@ -34,6 +34,9 @@ TTL_SECONDS = 300
 MIN_KEY_BYTES = 32
 
 APPROVE = "approve"
+REJECT = "reject"
+RESOLVE = "resolve"
+IGNORE = "ignore"
 RELEASE = "release"
 ACTIVATE = "activate"
 

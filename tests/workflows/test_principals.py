@@ -17,10 +17,11 @@ from temporalio.client import WorkflowUpdateFailedError
 
 from awfdrs.client import AwfdrsClient, KillSwitchRefused
 from awfdrs.constants import kill_switch_workflow_id
+from awfdrs.contracts import CloseCommand
 from awfdrs.db.session import tenant_session
 from awfdrs.devstack.servers import FlakyVendor, Received
 from awfdrs.enums import IncidentStatus, Phase
-from awfdrs.signing import APPROVE, CommandSigner, Scope, new_signing_key
+from awfdrs.signing import APPROVE, IGNORE, CommandSigner, Scope, new_signing_key
 from tests.support.factories import TenantRef
 from tests.support.pipeline import Stack, event, eventually
 from tests.support.principals import SIGNER
@@ -175,3 +176,37 @@ async def test_an_activator_cannot_release_alone(stack: Stack) -> None:
             return f"{row[0]}/{row[1]}" if row else None
 
     assert await eventually(released_by, 5, "the switch's row") == "alice/bob"
+
+
+async def test_anyone_may_stop_an_incident_but_only_a_credential_names_a_principal(
+    stack: Stack,
+) -> None:
+    bare = AwfdrsClient(stack.client.temporal, stack.client.task_queue)
+    opened: list[tuple[TenantRef, uuid.UUID]] = []
+    for _ in range(3):  # one incident each: a declined card waits for a person
+        tenant = await stack.tenant()
+        declined = event(tenant, "d-1", error={"code": "card_declined"})
+        summary = await stack.client.ingest(tenant.id, [declined])
+        opened.append((tenant, summary.incidents[0].incident_id))
+    for _, incident_id in opened:
+        await stack.wait_snapshot(incident_id, lambda s: s.phase is Phase.AWAITING_OPERATOR)
+    (tenant, typed), (forged_tenant, forged), (signed_tenant, signed) = opened
+
+    # Namespace access alone: the close happens, its actor is marked as only typed.
+    await bare.resolve(typed, actor="dave", reason="fixed the BIN table")
+    closed = await stack.wait_status(tenant, typed, IncidentStatus.RESOLVED)
+    assert closed.resolution == "resolved by temporal:dave: fixed the BIN table"
+    # A credential that does not verify is refused, not downgraded to a typed name.
+    fake = CommandSigner(new_signing_key()).sign(
+        Scope(forged_tenant.id, IGNORE, str(forged)), "dave"
+    )
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await bare.temporal.get_workflow_handle(f"incident-{forged}").execute_update(
+            "ignore", CloseCommand(actor="dave", reason="noise", credential=fake)
+        )
+    assert "not valid" in str(getattr(refused.value.cause, "message", refused.value.cause))
+    assert (await stack.incident(forged_tenant, forged)).status.is_open
+    # Signed for dave: dave, a principal.
+    await stack.client.ignore(signed, actor="dave", reason="noise")
+    ignored = await stack.wait_status(signed_tenant, signed, IncidentStatus.IGNORED)
+    assert ignored.resolution == "ignored by dave: noise"

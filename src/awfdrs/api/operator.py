@@ -335,15 +335,18 @@ async def get_vendors(request: Request, principal: Reader) -> Response:
 
 def _incident_command(
     name: str,
-) -> Callable[[AwfdrsClient, uuid.UUID, str, Any], Awaitable[IncidentSnapshot]]:
+) -> Callable[[AwfdrsClient, uuid.UUID, Principal, Any], Awaitable[IncidentSnapshot]]:
     async def send(
-        client: AwfdrsClient, incident_id: uuid.UUID, who: str, body: Any
+        client: AwfdrsClient, incident_id: uuid.UUID, principal: Principal, body: Any
     ) -> IncidentSnapshot:
+        who, tenant = principal.actor, principal.tenant_id
         if name in ("approve", "reject"):
             call = client.approve if name == "approve" else client.reject
-            return await call(incident_id, plan_id=body.plan_id, actor=who, reason=body.reason)
+            return await call(
+                incident_id, plan_id=body.plan_id, actor=who, reason=body.reason, tenant_id=tenant
+            )
         close = client.resolve if name == "resolve" else client.ignore
-        return await close(incident_id, actor=who, reason=body.reason)
+        return await close(incident_id, actor=who, reason=body.reason, tenant_id=tenant)
 
     return send
 
@@ -354,7 +357,7 @@ async def _answer(
     async def act() -> IncidentSnapshot:
         await _own_incident(request, principal, incident_id)
         client = await _client(request)
-        snapshot = await _incident_command(name)(client, incident_id, principal.actor, body)
+        snapshot = await _incident_command(name)(client, incident_id, principal, body)
         await record_command(request, principal, name, ("incident", incident_id), body)
         return snapshot
 

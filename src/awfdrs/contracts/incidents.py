@@ -69,8 +69,8 @@ class OperatorCommand(Contract):
     plan_id: str
     actor: Actor
     reason: OptionalReason = None
-    # approve only: the signed credential (awfdrs.signing) naming the principal; the worker
-    # verifies it and records its principal, not ``actor``.
+    # The signed credential (awfdrs.signing) naming the principal: required to approve; to
+    # reject, without one the actor is recorded as said at the Temporal door.
     credential: str | None = Field(None, repr=False, max_length=4096)
 
 
@@ -90,6 +90,8 @@ class CloseCommand(Contract):
 
     actor: Actor
     reason: Reason
+    # Optional: without it the actor is recorded as ``temporal:<actor>`` (anyone may stop).
+    credential: str | None = Field(None, repr=False, max_length=4096)
 
 
 class IncidentSnapshot(Contract):

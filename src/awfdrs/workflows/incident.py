@@ -63,7 +63,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from awfdrs.enums import ActionType, GateControl, IncidentStatus, Phase, RequestStatus
     from awfdrs.lifecycle import machine
-    from awfdrs.signing import APPROVE
+    from awfdrs.signing import APPROVE, IGNORE, REJECT, RESOLVE
     from awfdrs.words import span
     from awfdrs.workflows.policies import (
         LOCAL_BACKOFF_FIRST,
@@ -80,6 +80,8 @@ A = TypeVar("A")
 HISTORY_LIMIT = 8_000
 # Patch id (docs/VERSIONING.md): approvals verified by the worker, two-person rule.
 SIGNED_APPROVALS = "signed-approvals"
+# Patch id: reject / resolve / ignore record a verified principal, or temporal:<name>.
+VERIFIED_STOPS = "verified-stops"
 # How a local activity's failure reaches the workflow: its own error bare (ApplicationError,
 # also for a non-retryable error type), a timeout wrapped (ActivityError).
 LOCAL_FAILURES = (ActivityError, ApplicationError)
@@ -171,7 +173,7 @@ class IncidentWorkflow:
             # Approving resumes automation: the worker verifies who asks (the credential the
             # API signed), and the two-person rule holds a plan that is not reversible for a
             # second principal. Histories from before this run on as they were recorded.
-            actor = await self._verified(command)
+            actor = await self._verified(APPROVE, command.credential, command.plan_id)
             self._refuse_now(machine.approval_check(self._state, command.plan_id))
             self._refuse_now(machine.second_approver_check(self._state, actor))
             command = command.model_copy(update={"actor": actor, "credential": None})
@@ -186,6 +188,10 @@ class IncidentWorkflow:
         "{plan_id, actor, reason?}"
     )
     async def reject(self, command: OperatorCommand) -> IncidentSnapshot:
+        if workflow.patched(VERIFIED_STOPS):
+            actor = await self._stopper(command.actor, command.credential, REJECT, command.plan_id)
+            self._refuse_now(machine.approval_check(self._state, command.plan_id))
+            command = command.model_copy(update={"actor": actor, "credential": None})
         return await self._answer(False, command)
 
     @approve.validator
@@ -198,10 +204,18 @@ class IncidentWorkflow:
 
     @workflow.update(description="Close the incident as RESOLVED. {actor, reason} both required.")
     async def resolve(self, command: CloseCommand) -> IncidentSnapshot:
+        if workflow.patched(VERIFIED_STOPS):
+            actor = await self._stopper(command.actor, command.credential, RESOLVE)
+            self._refuse_now(machine.close_check(self._state))
+            command = command.model_copy(update={"actor": actor, "credential": None})
         return await self._close_now(IncidentStatus.RESOLVED, command)
 
     @workflow.update(description="Close the incident as IGNORED. {actor, reason} both required.")
     async def ignore(self, command: CloseCommand) -> IncidentSnapshot:
+        if workflow.patched(VERIFIED_STOPS):
+            actor = await self._stopper(command.actor, command.credential, IGNORE)
+            self._refuse_now(machine.close_check(self._state))
+            command = command.model_copy(update={"actor": actor, "credential": None})
         return await self._close_now(IncidentStatus.IGNORED, command)
 
     @resolve.validator
@@ -223,28 +237,38 @@ class IncidentWorkflow:
                 f"incident {self._in.incident_id}: {refusal}", type="Refused", non_retryable=True
             )
 
-    async def _verified(self, command: OperatorCommand) -> str:
-        """The principal the approval's credential names, checked by the worker."""
+    async def _stopper(
+        self, named: str, credential: str | None, name: str, plan_id: str | None = None
+    ) -> str:
+        """Who stops: anyone with access to the namespace may (reject, resolve, ignore), but
+        without a credential the name is only what was typed, recorded as ``temporal:<name>``;
+        with one, the principal it names once the worker has verified it."""
+        if credential is None:
+            return f"temporal:{named}"[:255]
+        return await self._verified(name, credential, plan_id)
+
+    async def _verified(self, name: str, credential: str | None, plan_id: str | None) -> str:
+        """The principal the command's credential names, checked by the worker."""
         try:
             return await workflow.execute_local_activity_method(
                 PrincipalActivities.verify,
                 CredentialCheck(
                     tenant_id=self._in.tenant_id,
-                    command=APPROVE,
+                    command=name,
                     subject=str(self._in.incident_id),
-                    plan_id=command.plan_id,
-                    credential=command.credential,
+                    plan_id=plan_id,
+                    credential=credential,
                 ),
                 start_to_close_timeout=LOCAL_TIMEOUT,
                 schedule_to_close_timeout=LOCAL_BUDGET,
                 retry_policy=LOCAL_RETRY,
-                summary="verify the approval's credential",
+                summary=f"verify the {name}'s credential",
             )
         except LOCAL_FAILURES as error:
             cause = error.cause if isinstance(error, ActivityError) else error
             message = cause.message if isinstance(cause, ApplicationError) else str(cause)
             raise ApplicationError(
-                f"incident {self._in.incident_id}: approve refused: {message}",
+                f"incident {self._in.incident_id}: {name} refused: {message}",
                 type="Refused",
                 non_retryable=True,
             ) from None
