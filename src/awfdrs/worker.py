@@ -34,6 +34,7 @@ from awfdrs.config import Settings, asyncpg_dsn, load_settings
 from awfdrs.db.session import build_engine, make_sessionmaker
 from awfdrs.dispatcher import Dispatcher
 from awfdrs.metrics import Metrics, prometheus_runtime, sample_forever
+from awfdrs.remediation.credentials import CredentialCipher
 from awfdrs.remediation.executors import EscalateExecutor, RetryExecutor, build_executors
 from awfdrs.remediation.gate import default_gate
 from awfdrs.workflows.incident import IncidentWorkflow
@@ -56,6 +57,7 @@ def build_worker(
     metrics: Metrics | None = None,
     sandboxed: bool = True,
     links: dict[str, str] | None = None,
+    credentials: CredentialCipher | None = None,
 ) -> Worker:
     """A worker with every workflow and activity, on injected resources (tests build their own).
 
@@ -76,7 +78,7 @@ def build_worker(
     gate = default_gate()
     ingest = IngestActivities(sessions, metrics)
     incidents = IncidentActivities(sessions, analyzer, gate, metrics)
-    requests = RequestActivities(sessions, RetryExecutor(http), gate, metrics)
+    requests = RequestActivities(sessions, RetryExecutor(http), gate, metrics, credentials)
     actions = ActionActivities(sessions, build_executors(http), metrics, links)
     controls = ControlActivities(sessions, gate, EscalateExecutor(http))
     switches = KillSwitchActivities(sessions, client)
@@ -163,6 +165,7 @@ async def worker_resources(
                     metrics=metrics,
                     sandboxed=settings.workflow_sandbox,
                     links=settings.escalation_links(),
+                    credentials=CredentialCipher.from_settings(settings),
                 ),
                 client,
                 dispatcher,

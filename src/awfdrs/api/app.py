@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from awfdrs import jsonbatch
-from awfdrs.api import formats, operator
+from awfdrs.api import formats, operator, vendors
 from awfdrs.api.auth import KeyCache, bearer
 from awfdrs.api.edge import (
     CE_BATCH,
@@ -287,6 +287,7 @@ def create_app(
         )
 
     app.include_router(operator.router)
+    app.include_router(vendors.router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -301,7 +302,8 @@ def create_app(
             }
             for path in ("/v1/events", "/v1/cloudevents", "/v1/alertmanager"):
                 schema["paths"][path]["post"]["security"] = [{"bearer": []}]
-            for route in operator.router.routes:  # every operator route needs a key
+            # every operator route needs a key
+            for route in [*operator.router.routes, *vendors.router.routes]:
                 path = getattr(route, "path", "")
                 for method in getattr(route, "methods", ()):
                     schema["paths"][path][method.lower()]["security"] = [{"bearer": []}]
