@@ -42,6 +42,8 @@ def write_stack_file(data_dir: Path, values: dict[str, str]) -> Path:
     path = stack_file(data_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(values, indent=2))
+    # It may carry the credentials key and database passwords: the owner's only.
+    path.chmod(0o600)
     return path
 
 

@@ -65,6 +65,12 @@ def up(
                     "temporal_address": running.temporal_address,
                     "temporal_namespace": running.temporal_namespace,
                     "task_queue": running.task_queue,
+                    # So `awfdrs vendors connect` in another terminal encrypts with the same key.
+                    **(
+                        {"credentials_keys": running.credentials_keys}
+                        if running.credentials_keys
+                        else {}
+                    ),
                     **({"api_url": stack.api_url} if stack.api_url else {}),
                 },
             )

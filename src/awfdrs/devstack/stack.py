@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -27,11 +28,13 @@ from awfdrs.devstack.postgres import (
     with_database,
 )
 from awfdrs.devstack.temporal import DevServer, port_open
+from awfdrs.remediation.credentials import new_key
 from awfdrs.temporal_admin import ensure_search_attributes
 from awfdrs.worker import worker_resources
 
 log = logging.getLogger("awfdrs.up")
 DATABASE = "awfdrs"
+CREDENTIALS_KEY_FILE = "credentials.key"
 
 
 @dataclass(frozen=True)
@@ -93,7 +96,11 @@ async def local_stack(
             ui_url = server.ui_url
             log.info("Temporal dev server at %s, UI at %s", server.address, ui_url)
         worker_settings = settings.model_copy(
-            update={"database_url": app_url, "temporal_ui_url": settings.temporal_ui_url or ui_url}
+            update={
+                "database_url": app_url,
+                "temporal_ui_url": settings.temporal_ui_url or ui_url,
+                "credentials_keys": settings.credentials_keys or _credentials_key(data_dir),
+            }
         )
         client = await connect_temporal(worker_settings)
         added = await ensure_search_attributes(client)
@@ -119,6 +126,18 @@ async def local_stack(
             api_url = await stack.enter_async_context(_api(worker_settings))
             log.info("API at %s (OpenAPI at %s/openapi.json)", api_url, api_url)
         yield RunningStack(worker_settings, owner_url, ui_url, api_url)
+
+
+def _credentials_key(data_dir: Path) -> str:
+    """The embedded stack's key for vendor credentials, made once and kept (owner-only) in the
+    data directory: connections encrypted before a restart must still decrypt after it."""
+    path = data_dir / CREDENTIALS_KEY_FILE
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(new_key())
+    return path.read_text().strip()
 
 
 @asynccontextmanager
