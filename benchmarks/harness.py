@@ -32,6 +32,8 @@ from awfdrs.contracts import TenantSettings
 from awfdrs.db.session import build_engine, make_sessionmaker
 from awfdrs.devstack.binaries import temporal_cli
 from awfdrs.devstack.postgres import LOCAL_ADMIN_URL, scratch_database
+from awfdrs.remediation.credentials import CredentialCipher
+from awfdrs.vendor_connections import connect
 
 
 class CpuMeter:
@@ -290,6 +292,12 @@ async def register_vendor(bench: Bench, name: str, base_url: str) -> None:
     await ensure_vendor(
         bench.sessions, name, base_url, rate_limit_per_minute=1_000_000, failure_threshold=1_000_000
     )
+
+
+async def connect_vendor(bench: Bench, tenant_id: uuid.UUID, name: str) -> None:
+    """The tenant's connection to a registered vendor, with its defaults and no credentials:
+    without one, its retries would go to a human instead."""
+    await connect(bench.sessions, tenant_id, name, cipher=CredentialCipher(None))
 
 
 @dataclass
