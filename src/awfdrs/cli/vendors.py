@@ -6,13 +6,16 @@ Credential values are write-only here: ``--header`` takes them, and nothing prin
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from awfdrs.cli.common import console, databases, emit_json, resolve_tenant, run
 from awfdrs.config import Settings
+
+if TYPE_CHECKING:
+    from awfdrs.remediation.credentials import CredentialCipher
 
 vendors = typer.Typer(
     help="Vendors, and each tenant's connection to them (base URL, credentials, rate limit, "
@@ -32,7 +35,7 @@ OptionalTenant = Annotated[
 ]
 
 
-def _cipher(settings: Settings) -> Any:
+def _cipher(settings: Settings) -> CredentialCipher:
     from awfdrs.remediation.credentials import CredentialCipher
 
     return CredentialCipher.from_settings(settings)
