@@ -174,14 +174,15 @@ async def connect(
     """Create the tenant's connection to a catalog vendor, or update it.
 
     A new connection copies the vendor's settings for what is not given; an update changes only
-    what is given. ``credentials`` replace the stored ones as a whole (encrypted with the first
+    what is given (``base_url=""`` goes back to the vendor's default). ``credentials`` replace
+    the stored ones as a whole (encrypted with the first
     key; :class:`ConfigError` when no key is configured); ``None`` keeps them.
     """
     unknown = set(settings) - set(CONNECTION_SETTINGS)
     if unknown:
         raise InvalidInputError(sorted(unknown)[0], "not a connection setting")
     given = {k: v for k, v in settings.items() if v is not None}
-    if base_url is not None and not base_url.startswith(("http://", "https://")):
+    if base_url and not base_url.startswith(("http://", "https://")):
         raise InvalidInputError("base_url", "must start with http:// or https://")
     values: dict[str, Any] = dict(given)
     if base_url is not None:

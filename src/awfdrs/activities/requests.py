@@ -25,6 +25,7 @@ from temporalio.exceptions import ApplicationError
 
 from awfdrs.activities.context import IncidentContext, incident_fields
 from awfdrs.contracts import SendCommand
+from awfdrs.contracts.events import retry_header_allowed
 from awfdrs.db.models import RemediationRequest, VendorConnection
 from awfdrs.db.repositories import (
     IncidentRepository,
@@ -83,10 +84,18 @@ def outcome(request: RemediationRequest, **extra: object) -> RequestOutcome:
 
 
 def with_credentials(headers: dict[str, str], credentials: dict[str, str]) -> dict[str, str]:
-    """The request's own (harmless) headers with the connection's credentials over them; a
-    name is one header whatever its case, and the connection's value wins."""
+    """The request's own harmless headers with the connection's credentials over them; a name
+    is one header whatever its case, and the connection's value wins.
+
+    The request's headers pass the intake allow-list again: requests stored before it existed
+    may still hold an ``Authorization`` from their event, which must never be sent.
+    """
     overridden = {name.lower() for name in credentials}
-    kept = {name: value for name, value in headers.items() if name.lower() not in overridden}
+    kept = {
+        name: value
+        for name, value in headers.items()
+        if retry_header_allowed(name) and name.lower() not in overridden
+    }
     return {**kept, **credentials}
 
 

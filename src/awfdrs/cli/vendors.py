@@ -103,7 +103,8 @@ def vendors_connect(
     name: Annotated[str, typer.Argument(help="Vendor name (from `awfdrs vendors add`).")],
     tenant: TenantOption,
     base_url: Annotated[
-        str | None, typer.Option(help="Where this tenant's retries go; default: the vendor's.")
+        str | None,
+        typer.Option(help="Where this tenant's retries go; '' or unset: the vendor's default."),
     ] = None,
     header: Annotated[
         list[str] | None,
