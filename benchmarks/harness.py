@@ -32,7 +32,9 @@ from awfdrs.contracts import TenantSettings
 from awfdrs.db.session import build_engine, make_sessionmaker
 from awfdrs.devstack.binaries import temporal_cli
 from awfdrs.devstack.postgres import LOCAL_ADMIN_URL, scratch_database
+from awfdrs.remediation.credentials import CredentialCipher
 from awfdrs.signing import CommandSigner, new_signing_key
+from awfdrs.vendor_connections import connect
 
 # The benchmark's workers verify what its client signs.
 SIGNING_KEY = new_signing_key()
@@ -296,6 +298,12 @@ async def register_vendor(bench: Bench, name: str, base_url: str) -> None:
     await ensure_vendor(
         bench.sessions, name, base_url, rate_limit_per_minute=1_000_000, failure_threshold=1_000_000
     )
+
+
+async def connect_vendor(bench: Bench, tenant_id: uuid.UUID, name: str) -> None:
+    """The tenant's connection to a registered vendor, with its defaults and no credentials:
+    without one, its retries would go to a human instead."""
+    await connect(bench.sessions, tenant_id, name, cipher=CredentialCipher(None))
 
 
 @dataclass

@@ -20,7 +20,7 @@ from awfdrs.db.models import Incident
 from awfdrs.db.session import tenant_session
 from awfdrs.devstack.servers import FlakyVendor
 from awfdrs.enums import IncidentStatus
-from benchmarks.harness import Bench, CpuMeter, make_tenants, register_vendor
+from benchmarks.harness import Bench, CpuMeter, connect_vendor, make_tenants, register_vendor
 
 # What Temporal bills as an action, per history event type.
 ACTIONS = {
@@ -42,6 +42,7 @@ async def _through(bench: Bench, incidents: int, label: str, requests: int = 1) 
         confidence_threshold=0.5, budget_actions_per_hour=100_000,
         fuse_max_open_incidents=100_000, action_retry_initial_seconds=0.1,
     )  # fmt: skip
+    await connect_vendor(bench, tenant.id, "lifecycle-vendor")
     events = [
         {"tenant_id": str(tenant.id), "workflow_id": str(tenant.workflow_id),
          "event_type": "payment.failed", "idempotency_key": f"{label}-{n}-{r}",

@@ -19,12 +19,14 @@ from awfdrs.devstack.servers import EscalationReceiver, FlakyVendor
 from tests.support.database import ScratchDatabase
 from tests.support.pipeline import Stack, eventually
 from tests.support.principals import SIGNING_KEY
+from tests.support.processes import CREDENTIALS_KEY
 
 COMMANDS = [
     ["up"], ["worker"], ["migrate"], ["ingest"],
     ["tenants", "add"], ["tenants", "list"], ["tenants", "show"], ["tenants", "set"],
     ["workflows", "add"], ["workflows", "list"], ["workflows", "set"],
     ["vendors", "add"], ["vendors", "list"], ["vendors", "force-open"], ["vendors", "release"],
+    ["vendors", "connect"], ["vendors", "connections"], ["vendors", "rotate-credentials"],
     ["incidents", "list"], ["incidents", "show"], ["incidents", "approve"],
     ["incidents", "reject"], ["incidents", "resolve"], ["incidents", "ignore"],
     ["kill-switch", "activate"], ["kill-switch", "release"], ["kill-switch", "list"],
@@ -56,6 +58,7 @@ def cli_env(
         # The deployment administrator's door: database and Temporal credentials and the
         # command signing key (an operator without them goes through the API instead).
         "AWFDRS_COMMAND_SIGNING_KEY": SIGNING_KEY,
+        "AWFDRS_CREDENTIALS_KEYS": CREDENTIALS_KEY,
         "COLUMNS": "200",
     }
 
@@ -101,6 +104,17 @@ async def test_a_new_users_session(
     vendor_name = f"v-{uuid.uuid4().hex[:8]}"
     await ok("vendors", "add", vendor_name, "--base-url", vendor.url)
     assert vendor_name in {v["name"] for v in await data("vendors", "list")}
+    connected = await data("vendors", "connect", vendor_name, "--tenant", name, "--header",
+                           "Authorization: Bearer cli-secret-9", "--rate-limit", "30")  # fmt: skip
+    assert connected["credentials"] == {"Authorization": "***"}
+    assert connected["rate_limit_per_minute"] == 30
+    [listed] = await data("vendors", "connections", "--tenant", name)
+    assert (listed["vendor"], listed["base_url"]) == (vendor_name, vendor.url)
+    table = await ok("vendors", "connections", "--tenant", name)
+    assert "Authorization: ***" in table
+    assert "cli-secret-9" not in table + json.dumps(listed) + json.dumps(connected)
+    [health] = [v for v in await data("vendors", "list") if v["name"] == vendor_name]
+    assert health["connections"] == {"CLOSED": 1}
 
     lines = [
         {"tenant_id": tenant["id"], "workflow_id": flow["id"], "event_type": "payment.failed",
@@ -159,7 +173,16 @@ async def test_a_new_users_session(
     await ok("vendors", "force-open", vendor_name, "--by", "alice", "--reason", "INC-1")
     [forced] = [v for v in await data("vendors", "list") if v["name"] == vendor_name]
     assert (forced["forced_open"], forced["forced_by"]) == (True, "alice")
-    await ok("vendors", "release", vendor_name)
+    [seen] = await data("vendors", "connections", "--tenant", name)
+    assert (seen["vendor_forced_open"], seen["forced_open"]) == (True, False)
+    await ok("vendors", "release", vendor_name, "--by", "alice")
+    await ok("vendors", "force-open", vendor_name, "--tenant", name, "--by", "bob", "--reason", "x")
+    [health] = [v for v in await data("vendors", "list") if v["name"] == vendor_name]
+    assert (health["forced_open"], health["connections"]) == (False, {"FORCED_OPEN": 1})
+    await ok("vendors", "release", vendor_name, "--tenant", name, "--by", "bob")
+    [seen] = await data("vendors", "connections", "--tenant", name)
+    assert (seen["forced_open"], seen["breaker"]) == (False, "HALF_OPEN")
+    assert "re-encrypted the credentials of" in await ok("vendors", "rotate-credentials")
 
 
 def test_unreachable_services_are_named_in_one_line(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ import pytest
 
 from awfdrs.config import load_settings, normalise_database_url
 from awfdrs.errors import ConfigError
+from awfdrs.remediation.credentials import CredentialCipher, new_key
 
 
 def test_plain_postgres_urls_are_switched_to_asyncpg() -> None:
@@ -51,3 +52,22 @@ def test_missing_database_url_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AWFDRS_DATABASE_URL", raising=False)
     with pytest.raises(ConfigError, match="AWFDRS_DATABASE_URL is not set"):
         load_settings().require_database_url()
+
+
+def test_credentials_keys_rotate_and_a_missing_or_bad_key_is_named(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    old, new = new_key(), new_key()
+    monkeypatch.setenv("AWFDRS_CREDENTIALS_KEYS", f"{new}, {old}")
+    assert load_settings().credentials_keys is not None
+    token = CredentialCipher(old).encrypt({"Authorization": "Bearer t"})
+    both = CredentialCipher.from_settings(load_settings())
+    rotated = both.rotate(token)
+    assert CredentialCipher(new).decrypt(rotated) == {"Authorization": "Bearer t"}
+    with pytest.raises(ConfigError, match="none of the configured keys"):
+        CredentialCipher(old).decrypt(rotated)
+    with pytest.raises(ConfigError, match="AWFDRS_CREDENTIALS_KEYS is not set"):
+        CredentialCipher(None).encrypt({"Authorization": "Bearer t"})
+    monkeypatch.setenv("AWFDRS_CREDENTIALS_KEYS", f"{new},not-a-key")
+    with pytest.raises(ConfigError, match="AWFDRS_CREDENTIALS_KEYS: key 2 is not a Fernet key"):
+        load_settings()

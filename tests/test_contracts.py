@@ -92,6 +92,38 @@ def test_a_bad_field_is_named(changes: dict[str, Any], field: str) -> None:
     assert reason(raw(**changes)).startswith(field)
 
 
+CREDENTIAL_REFUSAL = "credential headers are not accepted in events; configure a vendor connection"
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["Authorization", "authorization", "Proxy-Authorization", "Cookie", "X-Api-Key", "Api-Key",
+     "X-Auth-Token", "X-Hub-Signature-256", "X-Session-Id", "X-Stripe-Secret"],
+)  # fmt: skip
+def test_a_credential_header_in_an_event_is_refused_naming_it(header: str) -> None:
+    changes = {"payload": {"retry": {"path": "/x", "headers": {header: "Bearer sk_live_1"}}}}
+    assert reason(raw(**changes)) == f"payload.retry.headers.{header}: {CREDENTIAL_REFUSAL}"
+
+
+def test_a_header_outside_the_allow_list_is_refused_naming_it() -> None:
+    changes = {"payload": {"retry": {"path": "/x", "headers": {"Forwarded": "for=1.2.3.4"}}}}
+    refused = reason(raw(**changes))
+    assert refused.startswith("payload.retry.headers.Forwarded: not a header an event may carry")
+    assert "vendor connection" in refused
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["Content-Type", "Accept", "Accept-Language", "User-Agent", "X-Request-Id", "traceparent",
+     "Stripe-Account", "X-Demo-Run", "X-Order-Ref"],
+)  # fmt: skip
+def test_harmless_headers_are_accepted(header: str) -> None:
+    changes = {"payload": {"retry": {"path": "/x", "headers": {header: "v"}}}}
+    event = EventIn.model_validate(raw(**changes))
+    assert event.payload.retry is not None
+    assert event.payload.retry.headers == {header: "v"}
+
+
 def test_deep_nesting_is_refused() -> None:
     nested: Any = "leaf"
     for _ in range(40):

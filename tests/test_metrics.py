@@ -123,7 +123,8 @@ async def test_counters_move_by_the_right_amounts(
     assert value(samples, "awfdrs_decision_confidence_count") == 2
     assert value(samples, "awfdrs_decision_confidence_count", decision_type="retry") == 1
     assert value(samples, "awfdrs_ingest_batch_seconds_count") == 1
-    assert value(samples, "awfdrs_vendor_breaker_state", vendor=name) == 0
+    assert value(samples, "awfdrs_vendor_connections", vendor=name, state="CLOSED") == 1
+    assert value(samples, "awfdrs_vendor_connections", vendor=name, state="OPEN") == 0
     assert value(samples, "awfdrs_requests_total", outcome="SUCCEEDED") == 1
     assert value(samples, "awfdrs_outbox_delivered_total") >= 2
     # Across every task queue of the database (other tests' undelivered notices included):

@@ -7,15 +7,13 @@ is exactly what row-level security permits; listing every tenant needs the owner
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from awfdrs.contracts import TenantSettings, WorkflowSettings
-from awfdrs.db.models import Tenant, Vendor, Workflow
+from awfdrs.db.models import Tenant, Workflow
 from awfdrs.db.repositories import (
     TenantDirectory,
     TenantRepository,
@@ -23,8 +21,6 @@ from awfdrs.db.repositories import (
     WorkflowRepository,
 )
 from awfdrs.db.session import tenant_session
-from awfdrs.errors import InvalidInputError, NotFoundError
-from awfdrs.remediation import breaker
 
 
 @dataclass(frozen=True)
@@ -156,7 +152,9 @@ async def list_workflows(
 async def ensure_vendor(
     sessions: async_sessionmaker[AsyncSession], name: str, base_url: str, **breaker: float
 ) -> uuid.UUID:
-    """Register ``name`` at ``base_url``, or move an existing one there."""
+    """Register ``name`` in the catalog at ``base_url`` (its default for connections), or move an
+    existing one there; ``breaker`` settings are the defaults a new connection copies. No tenant
+    can call it before it has a connection (:func:`awfdrs.vendor_connections.connect`)."""
     async with sessions() as session, session.begin():
         vendors = VendorRepository(session)
         vendor = await vendors.find_by_name(name)
@@ -165,36 +163,3 @@ async def ensure_vendor(
         else:
             await vendors.update(vendor, base_url=base_url, **breaker)
         return vendor.id
-
-
-async def list_vendors(sessions: async_sessionmaker[AsyncSession]) -> Sequence[Vendor]:
-    async with sessions() as session:
-        return await VendorRepository(session).list_all()
-
-
-async def force_vendor_open(
-    sessions: async_sessionmaker[AsyncSession], name: str, *, by: str, reason: str
-) -> Vendor:
-    """A vendor-wide stop: no worker calls ``name`` until :func:`release_vendor`."""
-    if not by.strip() or not reason.strip():
-        raise InvalidInputError("by" if not by.strip() else "reason", "is required")
-    async with sessions() as session, session.begin():
-        vendors = VendorRepository(session)
-        vendor = await vendors.find_by_name(name)
-        if vendor is None:
-            raise NotFoundError("Vendor", name)
-        locked = await vendors.get_for_update(vendor.id)
-        breaker.force_open(locked, datetime.now(UTC), by=by, reason=reason)
-        return locked
-
-
-async def release_vendor(sessions: async_sessionmaker[AsyncSession], name: str) -> Vendor:
-    """End a forced stop; the next call probes the vendor (HALF_OPEN)."""
-    async with sessions() as session, session.begin():
-        vendors = VendorRepository(session)
-        vendor = await vendors.find_by_name(name)
-        if vendor is None:
-            raise NotFoundError("Vendor", name)
-        locked = await vendors.get_for_update(vendor.id)
-        breaker.release(locked, datetime.now(UTC))
-        return locked

@@ -134,6 +134,24 @@ class Settings(BaseSettings):
         "through it, which is where it catches mistakes.",
     )
 
+    credentials_keys: str | None = Field(
+        default=None,
+        description="Fernet keys for vendor connection credentials at rest, comma-separated: "
+        "the first encrypts, every one decrypts. Rotate by putting a new key first, running "
+        "`awfdrs vendors rotate-credentials`, then removing the old key. `make run` generates "
+        "one in its state directory when unset.",
+    )
+
+    @field_validator("credentials_keys")
+    @classmethod
+    def _credentials_keys(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        from awfdrs.remediation.credentials import parse_keys
+
+        parse_keys(value)  # a malformed key is refused at startup, not at the first call
+        return value
+
     @field_validator("database_url", "migration_database_url")
     @classmethod
     def _database_url(cls, value: str | None) -> str | None:

@@ -403,8 +403,9 @@ PER_ATTEMPT_HEADERS = frozenset(
     }
 )
 PER_ATTEMPT_PREFIXES = ("x-datadog-", "x-b3-", "x-ot-", "uber-trace", "x-trace", "x-span")
-# Credentials: replayed (until tenants' vendor connections hold them) but not part of what the
-# request is: a rotated token or a fresh signature does not make it another request.
+# Credentials: refused at intake (RetrySpec's allow-list; they come from the tenant's vendor
+# connection). Kept out of the identity for events stored before that refusal existed: a
+# rotated token or a fresh signature does not make it another request.
 CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "x-api-key", "api-key"})
 CREDENTIAL_PREFIXES = ("x-signature", "x-hub-signature")
 

@@ -16,10 +16,10 @@ from temporalio.common import MetricMeter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from awfdrs.db.repositories import MetricsRepository, OutboxQueue, VendorRepository
+from awfdrs.db.repositories.vendors import FORCED
 from awfdrs.enums import CircuitState, IncidentStatus, Phase
 
 log = logging.getLogger(__name__)
-BREAKER_VALUE = {CircuitState.CLOSED: 0, CircuitState.HALF_OPEN: 1, CircuitState.OPEN: 2}
 
 
 class Metrics:
@@ -47,9 +47,10 @@ class Metrics:
         self.decision_confidence = meter.create_histogram_float(
             "awfdrs_decision_confidence", "Confidence of analyzer decisions, by type", "1"
         )
-        self.breaker_state = meter.create_gauge(
-            "awfdrs_vendor_breaker_state",
-            "Circuit breaker per vendor: 0 closed, 1 half-open, 2 open",
+        self.vendor_connections = meter.create_gauge(
+            "awfdrs_vendor_connections",
+            "Tenants' connections per vendor by breaker state (FORCED_OPEN: an operator's stop)",
+            "connections",
         )
         self.held = meter.create_gauge(
             "awfdrs_incidents_held", "Open incidents held by a control (kill_switch, fuse, …)"
@@ -87,7 +88,9 @@ async def sample(metrics: Metrics, sessions: async_sessionmaker[AsyncSession]) -
         counts = await repository.incident_counts()
         held = await repository.held_counts()
         phases = await repository.phase_counts()
-        vendors = await VendorRepository(session).list_all()
+        vendors = VendorRepository(session)
+        catalog = await vendors.list_all()
+        health = await vendors.health()
         depth, oldest = await OutboxQueue(session).stats()
     metrics.outbox_depth.set(depth)
     age = (datetime.now(UTC) - oldest).total_seconds() if oldest is not None else 0.0
@@ -99,10 +102,12 @@ async def sample(metrics: Metrics, sessions: async_sessionmaker[AsyncSession]) -
         metrics.incidents.set(counts.get(status, 0), {"status": status.value})
     for control, count in held.items():
         metrics.held.set(count, {"control": control.value})
-    for vendor in vendors:
-        metrics.breaker_state.set(
-            BREAKER_VALUE[vendor.circuit_breaker_state], {"vendor": vendor.name}
-        )
+    for vendor in catalog:
+        per_state = health.get(vendor.id, {})
+        for state in [*(s.value for s in CircuitState), FORCED]:
+            metrics.vendor_connections.set(
+                per_state.get(state, 0), {"vendor": vendor.name, "state": state}
+            )
 
 
 async def sample_forever(

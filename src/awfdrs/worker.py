@@ -35,6 +35,7 @@ from awfdrs.config import Settings, asyncpg_dsn, load_settings
 from awfdrs.db.session import build_engine, make_sessionmaker
 from awfdrs.dispatcher import Dispatcher
 from awfdrs.metrics import Metrics, prometheus_runtime, sample_forever
+from awfdrs.remediation.credentials import CredentialCipher
 from awfdrs.remediation.executors import EscalateExecutor, RetryExecutor, build_executors
 from awfdrs.remediation.gate import default_gate
 from awfdrs.signing import CommandSigner, signer_or_none
@@ -59,6 +60,7 @@ def build_worker(
     sandboxed: bool = True,
     links: dict[str, str] | None = None,
     signer: CommandSigner | None = None,
+    credentials: CredentialCipher | None = None,
 ) -> Worker:
     """A worker with every workflow and activity, on injected resources (tests build their own).
 
@@ -79,7 +81,7 @@ def build_worker(
     gate = default_gate()
     ingest = IngestActivities(sessions, metrics)
     incidents = IncidentActivities(sessions, analyzer, gate, metrics)
-    requests = RequestActivities(sessions, RetryExecutor(http), gate, metrics)
+    requests = RequestActivities(sessions, RetryExecutor(http), gate, metrics, credentials)
     actions = ActionActivities(sessions, build_executors(http), metrics, links)
     controls = ControlActivities(sessions, gate, EscalateExecutor(http))
     switches = KillSwitchActivities(sessions, client, signer)
@@ -169,6 +171,7 @@ async def worker_resources(
                     sandboxed=settings.workflow_sandbox,
                     links=settings.escalation_links(),
                     signer=signer_or_none(settings.command_signing_key),
+                    credentials=CredentialCipher.from_settings(settings),
                 ),
                 client,
                 dispatcher,

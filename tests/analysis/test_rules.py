@@ -91,6 +91,9 @@ async def test_permanent_and_unknown_escalate_and_nothing_to_replay_is_manual() 
     no_vendor = await analyzer.analyze(facts({"code": "timeout"}, vendor_registered=False))
     assert no_vendor.decision_type is ActionType.MANUAL
     assert "not registered" in no_vendor.reasoning
+    unconnected = await analyzer.analyze(facts({"code": "timeout"}, vendor_connected=False))
+    assert unconnected.decision_type is ActionType.MANUAL
+    assert "no connection to vendor stripe" in unconnected.reasoning
 
 
 def test_the_analyzer_is_a_setting() -> None:

@@ -20,7 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.service import RPCError
 
 from awfdrs.api.keys import Role, create_key, revoke_key
-from awfdrs.db.repositories import VendorRepository
+from awfdrs.db.models import VendorConnection
+from awfdrs.db.repositories import VendorConnectionRepository, VendorRepository
+from awfdrs.db.session import tenant_session
 from awfdrs.enums import IncidentStatus, Phase
 from tests.support.factories import TenantRef
 from tests.support.pipeline import Stack, event, eventually, retryable
@@ -270,33 +272,65 @@ async def test_kill_switches_through_the_api(stack: Stack, http: httpx.AsyncClie
 # --- vendors --------------------------------------------------------------------------------
 
 
-async def test_vendors_through_the_api(stack: Stack, http: httpx.AsyncClient) -> None:
-    tenant = await stack.tenant()
-    keys = await keys_for(stack, tenant)
-    name = await stack.vendor()
-    await refusals(http, keys, "GET", "/v1/vendors", viewer_refused=False, foreign_status=None)
-    listed = await http.get("/v1/vendors", headers=auth(keys.viewer))
-    assert listed.status_code == 200, listed.text
-    assert name in {v["name"] for v in listed.json()}
-
-    path = f"/v1/vendors/{name}/force-open"
-    # Vendors are shared by every tenant: an operator key may not stop one for all.
-    await refusals(http, keys, "POST", path, {"reason": "INC-42"}, foreign_status=403)
-    by_operator = await http.post(path, json={"reason": "INC-42"}, headers=auth(keys.operator))
-    assert by_operator.status_code == 403
-    assert "admin" in by_operator.json()["message"]
-    async with stack.sessions() as session:
+async def _connection(stack: Stack, tenant: TenantRef, name: str) -> VendorConnection:
+    async with tenant_session(stack.sessions, tenant.id) as session:
         vendor = await VendorRepository(session).find_by_name(name)
         assert vendor is not None
-        assert not vendor.forced_open
-    forced = await http.post(path, json={"reason": "INC-42"}, headers=auth(keys.admin))
+        return await VendorConnectionRepository(session, tenant_id=tenant.id).get_for_vendor(
+            vendor.id
+        )
+
+
+async def test_vendor_connections_through_the_api(stack: Stack, http: httpx.AsyncClient) -> None:
+    tenant = await stack.tenant()
+    keys = await keys_for(stack, tenant)
+    bystander = await stack.tenant()
+    # Connected for the key's tenant and a bystander, not for the foreign key's tenant.
+    name = await stack.vendor(connect=False)
+    await stack.connect(tenant, name)
+    await stack.connect(bystander, name)
+    await refusals(http, keys, "GET", "/v1/vendors", viewer_refused=False, foreign_status=None)
+    foreign_list = await http.get("/v1/vendors", headers=auth(keys.foreign))
+    assert name not in {v["vendor"] for v in foreign_list.json()}
+
+    put = f"/v1/vendors/{name}/connection"
+    body = {"credentials": {"Authorization": "Bearer sk-api-secret-1"}, "rate_limit_per_minute": 7}
+    # Credentials are an admin's: an operator of the tenant is refused like a viewer.
+    await refusals(http, keys, "PUT", put, body, foreign_status=403)
+    by_operator = await http.put(put, json=body, headers=auth(keys.operator))
+    assert by_operator.status_code == 403
+    assert "admin" in by_operator.json()["message"]
+    assert (await _connection(stack, tenant, name)).credentials is None
+    stored = await http.put(put, json=body, headers=auth(keys.admin))
+    assert stored.status_code == 200, stored.text
+    assert stored.json()["credentials"] == {"Authorization": "***"}
+    assert stored.json()["rate_limit_per_minute"] == 7
+    listed = await http.get("/v1/vendors", headers=auth(keys.viewer))
+    assert listed.status_code == 200, listed.text
+    [mine] = [v for v in listed.json() if v["vendor"] == name]
+    assert mine["credentials"] == {"Authorization": "***"}
+    for answer in (stored, listed):
+        assert "sk-api-secret-1" not in answer.text
+    row = await _connection(stack, tenant, name)
+    assert row.credentials is not None
+    assert b"sk-api-secret-1" not in row.credentials
+    assert stack.credentials.decrypt(row.credentials) == {"Authorization": "Bearer sk-api-secret-1"}
+
+    path = f"/v1/vendors/{name}/force-open"
+    # The foreign operator's tenant has no connection to this vendor: nothing to address.
+    await refusals(http, keys, "POST", path, {"reason": "INC-42"}, foreign_status=404)
+    forced = await http.post(path, json={"reason": "INC-42"}, headers=auth(keys.operator))
     assert forced.status_code == 200, forced.text
-    assert (forced.json()["forced_open"], forced.json()["forced_by"]) == (True, "root-admin")
-    await refusals(http, keys, "POST", f"/v1/vendors/{name}/release", foreign_status=403)
-    released = await http.post(f"/v1/vendors/{name}/release", headers=auth(keys.admin))
+    assert (forced.json()["forced_open"], forced.json()["forced_by"]) == (True, "alice@ops")
+    assert (await _connection(stack, tenant, name)).forced_open
+    # Another tenant's connection to the same vendor is untouched.
+    assert not (await _connection(stack, bystander, name)).forced_open
+    await refusals(http, keys, "POST", f"/v1/vendors/{name}/release", foreign_status=404)
+    assert (await _connection(stack, tenant, name)).forced_open
+    released = await http.post(f"/v1/vendors/{name}/release", headers=auth(keys.operator))
     assert released.status_code == 200, released.text
-    assert released.json()["forced_open"] is False
-    unknown = await http.post("/v1/vendors/no-such-vendor/release", headers=auth(keys.admin))
+    assert (released.json()["forced_open"], released.json()["breaker"]) == (False, "HALF_OPEN")
+    unknown = await http.post("/v1/vendors/no-such-vendor/release", headers=auth(keys.operator))
     assert unknown.status_code == 404
 
 
@@ -393,7 +427,8 @@ async def test_the_openapi_document_describes_the_operator_api(http: httpx.Async
         ("/v1/incidents/{incident_id}/resolve", "post", "IncidentSnapshot"),
         ("/v1/kill-switches", "post", "KillSwitchRequest"),
         ("/v1/kill-switches/release", "post", "KillSwitchRequest"),
-        ("/v1/vendors/{name}/force-open", "post", "VendorView"),
+        ("/v1/vendors/{name}/force-open", "post", "ConnectionView"),
+        ("/v1/vendors/{name}/connection", "put", "ConnectionView"),
     ]:
         operation = paths[path][method]
         assert operation["security"] == [{"bearer": []}]

@@ -14,12 +14,15 @@ from awfdrs.db.repositories import (
     IncidentRepository,
     KillSwitchRepository,
     VendorCallRepository,
+    VendorConnectionRepository,
     VendorRepository,
 )
 from awfdrs.db.session import tenant_session
 from awfdrs.enums import GateControl, IncidentStatus, Phase
 from awfdrs.errors import ConflictError
 from awfdrs.remediation import rate_limit
+from awfdrs.remediation.credentials import CredentialCipher
+from awfdrs.vendor_connections import connect
 from tests.support.factories import make_incident, make_tenant
 
 
@@ -159,29 +162,47 @@ async def test_held_incidents_and_the_fuse_count(
         assert not await incidents.note_phase(other, Phase.HELD, None)  # closed: unchanged
 
 
-async def test_rate_limit_slots_are_shared_and_the_delay_is_exact(
+async def test_rate_limit_slots_are_per_connection_and_the_delay_is_exact(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    async with sessions() as session:
-        vendors = VendorRepository(session)
-        vendor = await vendors.add(
-            name=f"v-{uuid.uuid4().hex[:8]}",
+    name = f"v-{uuid.uuid4().hex[:8]}"
+    async with sessions() as session, session.begin():
+        await VendorRepository(session).add(
+            name=name,
             base_url="http://127.0.0.1:9",
             rate_limit_per_minute=2,
             rate_limit_window_seconds=10.0,
         )
-        calls = VendorCallRepository(session)
-        t0 = datetime.now(UTC)
-        assert await rate_limit.claim_slot(calls, vendor, t0) is None
-        assert await rate_limit.claim_slot(calls, vendor, t0 + timedelta(seconds=1)) is None
-        await session.flush()
-        wait = await rate_limit.claim_slot(calls, vendor, t0 + timedelta(seconds=3))
-        assert wait == timedelta(seconds=7) + rate_limit.GUARD
-        assert await rate_limit.claim_slot(calls, vendor, t0 + timedelta(seconds=11)) is None
-        rate_limit.note_retry_after(vendor, t0 + timedelta(seconds=11), 4)
-        blocked = await rate_limit.claim_slot(calls, vendor, t0 + timedelta(seconds=12))
-        assert blocked == timedelta(seconds=3)
-        await session.rollback()
+    busy, quiet = await make_tenant(sessions), await make_tenant(sessions)
+    cipher = CredentialCipher(None)
+    for tenant in (busy, quiet):
+        await connect(sessions, tenant.id, name, cipher=cipher)
+    t0 = datetime.now(UTC)
+
+    async def claim(tenant_id: uuid.UUID, at: timedelta) -> timedelta | None:
+        async with tenant_session(sessions, tenant_id) as session:
+            vendor = await VendorRepository(session).find_by_name(name)
+            assert vendor is not None
+            connection = await VendorConnectionRepository(
+                session, tenant_id=tenant_id
+            ).get_for_vendor(vendor.id, lock=True)
+            calls = VendorCallRepository(session, tenant_id=tenant_id)
+            wait = await rate_limit.claim_slot(calls, connection, t0 + at)
+            if at == timedelta(seconds=11):
+                rate_limit.note_retry_after(connection, t0 + at, 4)
+            return wait
+
+    assert await claim(busy.id, timedelta(0)) is None
+    assert await claim(busy.id, timedelta(seconds=1)) is None
+    wait = await claim(busy.id, timedelta(seconds=3))
+    assert wait == timedelta(seconds=7) + rate_limit.GUARD
+    # The busy tenant's full window is its own: the other tenant's first calls go at once.
+    assert await claim(quiet.id, timedelta(seconds=3)) is None
+    assert await claim(quiet.id, timedelta(seconds=3.5)) is None
+    assert await claim(busy.id, timedelta(seconds=11)) is None  # and says Retry-After 4
+    assert await claim(busy.id, timedelta(seconds=12)) == timedelta(seconds=3)
+    # A vendor's Retry-After to one tenant does not hold back another's.
+    assert await claim(quiet.id, timedelta(seconds=14)) is None
 
 
 async def test_vendor_breaker_checks_are_enforced_by_the_database(

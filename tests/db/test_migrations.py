@@ -4,12 +4,17 @@ import asyncio
 import secrets
 
 import asyncpg
+from sqlalchemy import text
 
-from awfdrs.config import asyncpg_dsn
+from awfdrs.config import asyncpg_dsn, load_settings, normalise_database_url
 from awfdrs.db import migrate
 from awfdrs.db.base import Base
+from awfdrs.db.repositories import ActionRepository, DecisionRepository
+from awfdrs.db.session import build_engine, make_sessionmaker, tenant_session
 from awfdrs.devstack.postgres import create_database, drop_database, with_database
+from awfdrs.enums import ActionType
 from tests.support.database import ScratchDatabase
+from tests.support.factories import make_incident, make_tenant
 
 
 async def _tables(url: str) -> set[str]:
@@ -58,3 +63,56 @@ async def test_app_role_is_neither_superuser_nor_bypassing_rls(database: Scratch
     assert role is not None
     assert (role["rolsuper"], role["rolbypassrls"], role["rolcanlogin"]) == (False, False, True)
     assert owned == 0
+
+
+async def test_the_upgrade_connects_tenants_to_the_vendors_they_already_use(
+    database: ScratchDatabase,
+) -> None:
+    """0008's backfill: a deployment upgraded with retries in flight keeps sending them."""
+    name = f"awfdrs_mig_{secrets.token_hex(4)}"
+    await create_database(database.admin_url, name)
+    url = with_database(database.admin_url, name)
+    engine = build_engine(normalise_database_url(url), load_settings())
+    try:
+        await asyncio.to_thread(migrate.upgrade, url, "0006")
+        sessions = make_sessionmaker(engine)
+        async with engine.begin() as connection:
+            vendor_id = (
+                await connection.execute(
+                    text(
+                        "INSERT INTO vendors (name, base_url, rate_limit_per_minute) "
+                        "VALUES ('stripe', 'http://127.0.0.1:9', 7) RETURNING id"
+                    )
+                )
+            ).scalar_one()
+        user = await make_tenant(sessions)
+        await make_tenant(sessions)  # with no requests nor actions: it gets no connection
+        async with tenant_session(sessions, user.id) as session:
+            incident = await make_incident(session, user, "sig")
+            decision = await DecisionRepository(session, tenant_id=user.id).add(
+                incident_id=incident,
+                decision_type=ActionType.RETRY,
+                reasoning="r",
+                confidence_score=0.9,
+                ai_model="rules",
+            )
+            await ActionRepository(session, tenant_id=user.id).add(
+                incident_id=incident,
+                decision_id=decision.id,
+                action_type=ActionType.RETRY,
+                is_reversible=True,
+                parameters={},
+                vendor_id=vendor_id,
+            )
+        await asyncio.to_thread(migrate.upgrade, url)
+        async with engine.connect() as connection:
+            rows = await connection.execute(
+                text(
+                    "SELECT tenant_id, vendor_id, rate_limit_per_minute, credentials, "
+                    "circuit_breaker_state FROM vendor_connections"
+                )
+            )
+            assert [tuple(r) for r in rows] == [(user.id, vendor_id, 7, None, "CLOSED")]
+    finally:
+        await engine.dispose()
+        await drop_database(database.admin_url, name)

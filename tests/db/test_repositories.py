@@ -17,6 +17,7 @@ from awfdrs.db.repositories import (
     KillSwitchRepository,
     TenantDirectory,
     TenantRepository,
+    VendorConnectionRepository,
     VendorRepository,
     WorkflowRepository,
 )
@@ -146,7 +147,6 @@ async def test_vendor_repository_is_global(sessions: async_sessionmaker[AsyncSes
     async with sessions() as session:
         vendors = VendorRepository(session)
         added = await vendors.add(name=name, base_url="http://127.0.0.1:9/")
-        assert added.circuit_breaker_state is CircuitState.CLOSED
         assert added.rate_limit_per_minute == 60
         assert await vendors.find_by_name(name) is added
         assert name in {v.name for v in await vendors.list_all()}
@@ -166,6 +166,30 @@ async def test_vendor_check_constraints_are_named(
             )
         await session.rollback()
     assert caught.value.constraint == "ck_vendors_rate_limit_positive"
+
+
+async def test_vendor_connections_are_the_tenants_own(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    a, b = await make_tenant(sessions), await make_tenant(sessions)
+    async with sessions() as session, session.begin():
+        vendor = await VendorRepository(session).add(
+            name=f"v-{uuid.uuid4().hex[:8]}", base_url="http://127.0.0.1:9/"
+        )
+    async with tenant_session(sessions, a.id) as session:
+        connections = VendorConnectionRepository(session, tenant_id=a.id)
+        mine = await connections.add(vendor_id=vendor.id)
+        assert mine.circuit_breaker_state is CircuitState.CLOSED
+        assert (await connections.get_for_vendor(vendor.id)).id == mine.id
+    with pytest.raises(ConflictError) as caught:
+        async with tenant_session(sessions, a.id) as session:
+            await VendorConnectionRepository(session, tenant_id=a.id).add(vendor_id=vendor.id)
+    assert caught.value.constraint == "uq_vendor_connections_tenant_id_vendor_id"
+    async with tenant_session(sessions, b.id) as session:
+        theirs = VendorConnectionRepository(session, tenant_id=b.id)
+        assert await theirs.find_for_vendor(vendor.id) is None
+        assert await theirs.find(mine.id) is None
+        assert await theirs.list_all() == []
 
 
 # --- events ---------------------------------------------------------------------------------

@@ -24,7 +24,6 @@ from typing import Any
 import pytest
 from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
 
-from awfdrs.admin import force_vendor_open, release_vendor
 from awfdrs.constants import incident_workflow_id
 from awfdrs.contracts import IncidentSnapshot
 from awfdrs.db.models import RemediationRequest
@@ -32,6 +31,7 @@ from awfdrs.db.repositories import RequestRepository
 from awfdrs.db.session import tenant_session
 from awfdrs.devstack.servers import EscalationReceiver, FlakyVendor, Script
 from awfdrs.enums import IncidentStatus, Phase, RequestStatus
+from awfdrs.vendor_connections import force_vendor_open, release_vendor
 from tests.support.factories import TenantRef
 from tests.support.pipeline import Stack, event, eventually
 

@@ -25,10 +25,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
-from awfdrs.admin import force_vendor_open
 from awfdrs.constants import incident_workflow_id, kill_switch_workflow_id
 from awfdrs.devstack.servers import EscalationReceiver, FlakyVendor, Script
 from awfdrs.enums import IncidentStatus, Phase
+from awfdrs.vendor_connections import force_vendor_open
 from awfdrs.workflows.incident import IncidentWorkflow
 from awfdrs.workflows.ingest import IngestEventsWorkflow
 from awfdrs.workflows.kill_switch import KillSwitchWorkflow

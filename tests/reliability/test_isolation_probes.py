@@ -13,8 +13,9 @@ scoped the incident but trusted the other ids would be caught.
 Coverage tests fail when a repository gains a public method, or the worker an activity, that
 has no probe here, and when ``awfdrs.db.repositories`` exports a class nobody classified.
 
-Shared by design, and so not probed for isolation: the vendors and their rate-limit ledger
-(global configuration), the metrics functions (aggregate counts), and the dispatcher's side of
+Shared by design, and so not probed for isolation: the vendor catalog (global configuration;
+each tenant's connection to a vendor, its breaker, credentials and rate-limit ledger are
+probed), the metrics functions (aggregate counts), and the dispatcher's side of
 the outbox, ``OutboxQueue``: it claims, deletes and defers rows of every tenant, only through the
 SECURITY DEFINER functions of migration 0005. What is probed instead is that the application
 role cannot read, change or delete the ``outbox`` table directly, not even its own tenant's rows
@@ -109,6 +110,8 @@ from awfdrs.db.models import (
     KillSwitch,
     RemediationRequest,
     Tenant,
+    VendorCall,
+    VendorConnection,
     Workflow,
 )
 from awfdrs.db.repositories import (
@@ -126,6 +129,9 @@ from awfdrs.db.repositories import (
     RequestRepository,
     TenantDirectory,
     TenantRepository,
+    VendorCallRepository,
+    VendorConnectionRepository,
+    VendorRepository,
     WorkflowRepository,
 )
 from awfdrs.db.session import tenant_session
@@ -142,13 +148,16 @@ from awfdrs.enums import (
 from awfdrs.errors import ConflictError, InvalidTransitionError, NotFoundError
 from awfdrs.intake import Evidence, FailedRequest, FailureGroup, request_key
 from awfdrs.lifecycle import plan_id
+from awfdrs.remediation.credentials import CredentialCipher
 from awfdrs.remediation.executors import EscalateExecutor, RetryExecutor, build_executors
 from awfdrs.remediation.gate import default_gate
 from awfdrs.signing import APPROVE, RELEASE, Scope, kill_switch_subject
+from awfdrs.vendor_connections import connect
 from tests.reliability.support import raw_batch, record
 from tests.support.factories import TenantRef, make_incident, make_tenant, new_event
 from tests.support.pipeline import Stack
 from tests.support.principals import SIGNER
+from tests.support.processes import CREDENTIALS_KEY
 
 TABLES = (
     "tenants",
@@ -163,6 +172,8 @@ TABLES = (
     "remediation_requests",
     "request_keys",
     "api_keys",
+    "vendor_connections",
+    "vendor_calls",
     "outbox",
     "audit_log",
     "audit_heads",
@@ -180,7 +191,6 @@ REFUSALS = (
 # Shared by design, named here so the coverage test knows they were considered.
 NOT_TENANT_SCOPED = {
     "VendorRepository": "vendors are global configuration, no tenant's rows",
-    "VendorCallRepository": "the vendors' rate-limit ledger, no tenant's rows",
     "MetricsRepository": "aggregate counts only, through SECURITY DEFINER functions",
     "OutboxQueue": "the dispatcher works across tenants by design, only through the SECURITY "
     "DEFINER functions of migration 0005; the table itself is probed below",
@@ -218,6 +228,10 @@ class World:
     api_key: uuid.UUID
     key_prefix: str
     audit_head: str
+    vendor: uuid.UUID
+    connection: uuid.UUID
+    call: uuid.UUID
+    call_at: datetime
 
     @property
     def ids(self) -> set[uuid.UUID]:
@@ -231,6 +245,8 @@ class World:
             self.episode,
             self.event,
             self.request,
+            self.connection,
+            self.call,
         }
 
     @property
@@ -363,11 +379,25 @@ async def world(
             [Notice(incident_id=incident, start={"probe": key}, joined=True)], task_queue=queue
         )
     _, api_key = await create_key(committed_sessions, a.id, Role.OPERATOR, name="probe")
+    async with committed_sessions() as session, session.begin():
+        vendor = await VendorRepository(session).add(
+            name=f"probe-{uuid.uuid4().hex[:8]}", base_url="http://127.0.0.1:9"
+        )
+    # A's connection carries credentials and has a slot in its rate-limit window.
+    connected = await connect(
+        committed_sessions, a.id, vendor.name, cipher=CredentialCipher(CREDENTIALS_KEY),
+        credentials={"Authorization": f"Bearer {key}"},
+    )  # fmt: skip
+    call_at = datetime.now(UTC)
+    async with tenant_session(committed_sessions, a.id) as session:
+        call = await VendorCallRepository(session, tenant_id=a.id).add(
+            vendor_id=vendor.id, called_at=call_at
+        )
     yield World(
         a, b, c, c_incident, incident, decision.id, action.id, switch.id, episode.id, event.id,
         request.id, key, signature, request.idempotency_key, request.request_hash,
         failed.correlation_ids[0], queue, api_key.id, api_key.prefix,
-        await _audit_head(a, owner_engine),
+        await _audit_head(a, owner_engine), vendor.id, connected.id, call.id, call_at,
     )  # fmt: skip
     # The outbox is shared by every test of the run (its depth is a metric): leave it empty.
     async with owner_engine.begin() as connection:
@@ -513,6 +543,24 @@ async def _deferral(repo: RequestRepository, world: World) -> Any:
         return await repo.note_deferral(world.request)
     except AssertionError:
         raise NotFoundError("RemediationRequest", world.request) from None
+
+
+async def _add_connection(repo: VendorConnectionRepository, session: AsyncSession, w: World) -> Any:
+    """B may connect itself to the vendor A uses; it gets its own row, never A's. Undone, so
+    the other probes find B without a connection."""
+    async with session.begin_nested() as savepoint:
+        row = await repo.add(vendor_id=w.vendor)
+        owner = row.tenant_id
+        await savepoint.rollback()
+    return None if owner == w.b.id else owner
+
+
+async def _count_window(repo: VendorCallRepository, session: AsyncSession, w: World) -> Any:
+    """Counting A's window (A's slot inside it), then pruning it (A's slot before ``since``):
+    nothing of A is seen, nothing of A is deleted."""
+    inside = await repo.nth_newest(w.vendor, w.call_at - timedelta(seconds=1), 1)
+    pruned = await repo.nth_newest(w.vendor, w.call_at + timedelta(seconds=1), 1)
+    return [inside, pruned]
 
 
 PROBES: dict[type, dict[str, Probe]] = {
@@ -708,6 +756,31 @@ PROBES: dict[type, dict[str, Probe]] = {
         "expire_due": lambda r, s, w: r.expire_due(),
         "next_expiry": lambda r, s, w: r.next_expiry(),
     },
+    VendorConnectionRepository: {
+        **common(VendorConnection, lambda w: w.connection),
+        **mutable(lambda w: w.connection, forced_open=True, forced_by="pwned"),
+        "add": _add_connection,
+        "create": lambda r, s, w: r.create({"tenant_id": w.a.id, "vendor_id": w.vendor}),
+        "add_once": lambda r, s, w: r.add_once(id=w.connection, vendor_id=w.vendor),
+        "delete": lambda r, s, w: r.delete(w.connection),
+        "find_for_vendor": lambda r, s, w: r.find_for_vendor(w.vendor),
+        "get_for_vendor": lambda r, s, w: r.get_for_vendor(w.vendor, lock=True),
+        "list_all": lambda r, s, w: r.list_all(),
+    },
+    VendorCallRepository: {
+        **common(VendorCall, lambda w: w.call),
+        # A slot on A's connection: it would fill A's window (refused: the key names B's
+        # connection, which B does not have, or the row is A's and the policy refuses it).
+        "add": lambda r, s, w: r.add(vendor_id=w.vendor, called_at=datetime.now(UTC)),
+        "create": lambda r, s, w: r.create(
+            {"tenant_id": w.a.id, "vendor_id": w.vendor, "called_at": datetime.now(UTC)}
+        ),
+        "add_once": lambda r, s, w: r.add_once(
+            id=uuid.uuid4(), vendor_id=w.vendor, called_at=datetime.now(UTC)
+        ),
+        # Counting (and pruning) A's window: it must see and delete nothing of A.
+        "nth_newest": _count_window,
+    },
     FuseEpisodeRepository: {
         **common(
             FuseEpisode,
@@ -847,8 +920,16 @@ async def test_raw_sql_as_the_application_role(
         for statement in (
             "UPDATE incidents SET title = 'pwned' WHERE id = :id",
             "UPDATE remediation_requests SET status = 'CANCELLED', attempts = 99 WHERE id = :id",
+            "UPDATE vendor_connections SET forced_open = true, credentials = NULL, "
+            "credential_names = '{}' WHERE id = :id",
         ):
-            ids = {"id": world.incident if "incidents" in statement else world.request}
+            ids = {
+                "id": world.incident
+                if "incidents" in statement
+                else world.connection
+                if "vendor_connections" in statement
+                else world.request
+            }
             changed = await session.execute(text(statement), ids)
             assert changed.rowcount == 0, statement  # type: ignore[attr-defined]
     with pytest.raises(DBAPIError, match="row-level security"):

@@ -1,10 +1,10 @@
-"""The circuit breaker's state machine, on a vendor row held in memory."""
+"""The circuit breaker's state machine, on a vendor connection row held in memory."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from awfdrs.db.models import Vendor
+from awfdrs.db.models import Vendor, VendorConnection
 from awfdrs.enums import CircuitState
 from awfdrs.remediation import breaker
 
@@ -12,10 +12,9 @@ T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
 
 
-def vendor(**changes: object) -> Vendor:
-    row = Vendor(
-        name="stripe",
-        base_url="http://127.0.0.1:9",
+def vendor(**changes: object) -> VendorConnection:
+    row = VendorConnection(
+        vendor=Vendor(name="stripe", base_url="http://127.0.0.1:9"),
         circuit_breaker_state=CircuitState.CLOSED,
         circuit_breaker_failure_count=0,
         failure_threshold=3,
@@ -33,7 +32,7 @@ def vendor(**changes: object) -> Vendor:
     return row
 
 
-def state(v: Vendor) -> CircuitState:
+def state(v: VendorConnection) -> CircuitState:
     return v.circuit_breaker_state
 
 

@@ -7,7 +7,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -32,9 +32,12 @@ from awfdrs.db.session import tenant_session
 from awfdrs.devstack.servers import EscalationReceiver, FlakyVendor
 from awfdrs.dispatcher import Dispatcher
 from awfdrs.enums import IncidentStatus
+from awfdrs.remediation.credentials import CredentialCipher
+from awfdrs.vendor_connections import ConnectionInfo, connect
 from awfdrs.worker import build_worker
 from tests.support.factories import TenantRef, make_tenant
 from tests.support.principals import SIGNER
+from tests.support.processes import CREDENTIALS_KEY
 
 T = TypeVar("T")
 
@@ -49,12 +52,23 @@ FAST_SETTINGS: dict[str, Any] = {
 }
 
 
+def fresh_cipher() -> CredentialCipher:
+    return CredentialCipher(CREDENTIALS_KEY)
+
+
 @dataclass
 class Stack:
+    """Tenants made here are connected to every vendor made here, with the vendor's settings,
+    as an operator would connect them (``vendor(connect=False)`` leaves one unconnected)."""
+
     client: AwfdrsClient
     sessions: async_sessionmaker[AsyncSession]
     vendor_url: str
     webhook_url: str
+    # The worker's keys (in-process stacks share this object with their worker).
+    credentials: CredentialCipher = field(default_factory=fresh_cipher)
+    tenants: list[TenantRef] = field(default_factory=list)
+    vendors: list[str] = field(default_factory=list)
 
     @property
     def soak(self) -> bool:
@@ -68,13 +82,28 @@ class Stack:
             "escalation_routing_key": "rk-test",
             **settings,
         }
-        return await make_tenant(self.sessions, settings=merged)
+        tenant = await make_tenant(self.sessions, settings=merged)
+        for name in self.vendors:
+            await self.connect(tenant, name)
+        self.tenants.append(tenant)
+        return tenant
 
-    async def vendor(self, name: str | None = None, **settings: Any) -> str:
+    async def vendor(
+        self, name: str | None = None, *, connect: bool = True, **settings: Any
+    ) -> str:
+        """A vendor at the test's FlakyVendor; ``settings`` are its defaults, which the
+        connections of this stack's tenants copy."""
         name = name or f"vendor-{uuid.uuid4().hex[:10]}"
         async with self.sessions() as session, session.begin():
             await VendorRepository(session).add(name=name, base_url=self.vendor_url, **settings)
+        if connect:
+            for tenant in self.tenants:
+                await self.connect(tenant, name)
+            self.vendors.append(name)
         return name
+
+    async def connect(self, tenant: TenantRef, vendor: str, **options: Any) -> ConnectionInfo:
+        return await connect(self.sessions, tenant.id, vendor, cipher=self.credentials, **options)
 
     async def workflow(self, tenant: TenantRef, name: str, **settings: Any) -> uuid.UUID:
         async with tenant_session(self.sessions, tenant.id) as session:
@@ -223,6 +252,7 @@ async def running_stack(
 ) -> AsyncIterator[Stack]:
     """An in-process worker and outbox dispatcher on ``task_queue`` and the helpers to drive
     it."""
+    credentials = fresh_cipher()
     async with httpx.AsyncClient() as http:
         worker = build_worker(
             client,
@@ -231,6 +261,7 @@ async def running_stack(
             task_queue=task_queue,
             analyzer=RulesAnalyzer(),
             signer=SIGNER,
+            credentials=credentials,
         )
         dispatcher = Dispatcher(sessions, client, task_queue, listen_dsn=listen_dsn)
         stop = asyncio.Event()
@@ -242,6 +273,7 @@ async def running_stack(
                     sessions=sessions,
                     vendor_url=vendor.url,
                     webhook_url=f"{receiver.url}/v2/enqueue",
+                    credentials=credentials,
                 )
             finally:
                 stop.set()

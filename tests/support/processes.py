@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from awfdrs.remediation.credentials import new_key
 from tests.support.principals import SIGNING_KEY
 
 
@@ -63,9 +64,15 @@ class WorkerProcess:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
+# One credentials key for the test run: API and worker processes and in-process stacks share it,
+# so a connection one of them encrypts is readable by the others, as in a deployment.
+CREDENTIALS_KEY = new_key()
+
+
 def worker_env(app_url: str, temporal_address: str, task_queue: str) -> dict[str, str]:
     return {
         "AWFDRS_DATABASE_URL": app_url,
+        "AWFDRS_CREDENTIALS_KEYS": CREDENTIALS_KEY,
         "AWFDRS_TEMPORAL_ADDRESS": temporal_address,
         "AWFDRS_TASK_QUEUE": task_queue,
         "AWFDRS_LOG_LEVEL": "INFO",

@@ -6,9 +6,9 @@ import asyncio
 import itertools
 from datetime import timedelta
 
-from awfdrs.admin import force_vendor_open, release_vendor
-from awfdrs.db.models import Vendor
-from awfdrs.db.repositories import VendorRepository
+from awfdrs.db.models import VendorConnection
+from awfdrs.db.repositories import VendorConnectionRepository, VendorRepository
+from awfdrs.db.session import tenant_session
 from awfdrs.devstack.servers import EscalationReceiver, FlakyVendor, Script
 from awfdrs.enums import (
     ActionStatus,
@@ -18,6 +18,8 @@ from awfdrs.enums import (
     Phase,
     RequestStatus,
 )
+from awfdrs.vendor_connections import force_vendor_open, release_vendor
+from tests.support.factories import TenantRef
 from tests.support.pipeline import Stack, eventually, retryable
 
 PATIENT = {
@@ -29,11 +31,13 @@ PATIENT = {
 }
 
 
-async def _vendor(stack: Stack, name: str) -> Vendor:
-    async with stack.sessions() as session:
+async def _connection(stack: Stack, tenant: TenantRef, name: str) -> VendorConnection:
+    """The tenant's connection to ``name``: where its breaker lives."""
+    async with tenant_session(stack.sessions, tenant.id) as session:
         vendor = await VendorRepository(session).find_by_name(name)
         assert vendor is not None
-        return vendor
+        connections = VendorConnectionRepository(session, tenant_id=tenant.id)
+        return await connections.get_for_vendor(vendor.id)
 
 
 def _bursts(times: list[float], gap: float) -> list[list[float]]:
@@ -56,8 +60,8 @@ async def test_the_breaker_opens_blocks_probes_and_closes(
         tenant.id, [retryable(tenant, f"k-{n}", name, f"gateway_timeout_{n}") for n in range(4)]
     )
 
-    async def opened() -> Vendor | None:
-        row = await _vendor(stack, name)
+    async def opened() -> VendorConnection | None:
+        row = await _connection(stack, tenant, name)
         return row if row.circuit_breaker_state is CircuitState.OPEN else None
 
     await eventually(opened, 20, "the breaker to open")
@@ -80,7 +84,7 @@ async def test_the_breaker_opens_blocks_probes_and_closes(
     incidents = await stack.incidents(tenant)
     for incident in incidents:
         await stack.wait_status(tenant, incident.id, IncidentStatus.RESOLVED, within=30)
-    assert (await _vendor(stack, name)).circuit_breaker_state is CircuitState.CLOSED
+    assert (await _connection(stack, tenant, name)).circuit_breaker_state is CircuitState.CLOSED
     executions = vendor.executions()
     requests = await stack.requests(tenant)
     assert len(requests) == 4
@@ -145,7 +149,7 @@ async def test_a_429_retry_after_delays_the_next_attempt(stack: Stack, vendor: F
     first, second = vendor.requests
     assert (first.status, second.status) == (429, 200)
     assert second.at - first.at >= 2.0
-    row = await _vendor(stack, name)
+    row = await _connection(stack, tenant, name)
     assert row.blocked_until is not None
     assert row.circuit_breaker_failure_count == 0  # pacing is not a failure
     assert timedelta(0) < row.blocked_until - row.created_at

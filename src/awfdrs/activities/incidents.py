@@ -44,6 +44,7 @@ from awfdrs.db.repositories import (
     FuseEpisodeRepository,
     IncidentRepository,
     RequestRepository,
+    VendorConnectionRepository,
 )
 from awfdrs.db.session import tenant_session
 from awfdrs.enums import (
@@ -184,6 +185,11 @@ class IncidentActivities:
                 current=incident.id,
                 again=command.attempt > 1,
             )
+            connections = VendorConnectionRepository(session, tenant_id=command.tenant_id)
+            connected = (
+                first.vendor_id is not None
+                and await connections.find_for_vendor(first.vendor_id) is not None
+            )
             analysis = await self._analyzer.analyze(
                 IncidentFacts(
                     incident_id=incident.id,
@@ -196,6 +202,7 @@ class IncidentActivities:
                     retry=payload.retry if pending else None,
                     vendor_name=first.vendor_name,
                     vendor_registered=first.vendor_id is not None,
+                    vendor_connected=connected,
                     prior_retry_successes=successes,
                     prior_retry_failures=failures,
                     regression_of=incident.regression_of,

@@ -1,12 +1,15 @@
 """Sending one affected request again: the last checks and the claim, one attempt, its record.
 
 The claim transaction takes the tenant's kill-switch lock (shared) and runs again the controls
-an approval cannot lift (kill switch, remediation mode, fuse, budget), then, under the vendor's
-row lock, asks the circuit breaker and the rate limit, and only then moves the request to SENT
-with a lease as long as the attempt may take. It commits before the vendor is called, so the
-record shows the attempt even if the worker dies during the call; the answer is written in a
-second transaction. No transaction is held open across the network, and no second attempt of
-a request starts while an earlier one's lease runs: attempts never overlap at the vendor.
+an approval cannot lift (kill switch, remediation mode, fuse, budget), then, under the lock of
+the tenant's connection to the vendor (never the shared vendor row: tenants do not wait on each
+other), asks the deployment-wide stop, the connection's circuit breaker and its rate limit, and
+only then moves the request to SENT with a lease as long as the attempt may take. It commits
+before the vendor is called, so the record shows the attempt even if the worker dies during the
+call; the answer is written in a second transaction. No transaction is held open across the
+network, and no second attempt of a request starts while an earlier one's lease runs: attempts
+never overlap at the vendor. The call goes to the connection's base URL with its credentials;
+a tenant without a connection to the vendor is never sent anything.
 """
 
 from __future__ import annotations
@@ -22,19 +25,22 @@ from temporalio.exceptions import ApplicationError
 
 from awfdrs.activities.context import IncidentContext, incident_fields
 from awfdrs.contracts import SendCommand
-from awfdrs.db.models import RemediationRequest, Vendor
+from awfdrs.contracts.events import retry_header_allowed
+from awfdrs.db.models import RemediationRequest, VendorConnection
 from awfdrs.db.repositories import (
     IncidentRepository,
     KillSwitchRepository,
     RequestRepository,
     VendorCallRepository,
-    VendorRepository,
+    VendorConnectionRepository,
 )
 from awfdrs.db.session import tenant_session
 from awfdrs.enums import ActionType, GateControl, GateEffect, RequestStatus
+from awfdrs.errors import ConfigError
 from awfdrs.lifecycle import RequestOutcome
 from awfdrs.metrics import Metrics
 from awfdrs.remediation import breaker, rate_limit
+from awfdrs.remediation.credentials import CredentialCipher
 from awfdrs.remediation.executors import (
     Executed,
     Replay,
@@ -77,6 +83,22 @@ def outcome(request: RemediationRequest, **extra: object) -> RequestOutcome:
     )
 
 
+def with_credentials(headers: dict[str, str], credentials: dict[str, str]) -> dict[str, str]:
+    """The request's own harmless headers with the connection's credentials over them; a name
+    is one header whatever its case, and the connection's value wins.
+
+    The request's headers pass the intake allow-list again: requests stored before it existed
+    may still hold an ``Authorization`` from their event, which must never be sent.
+    """
+    overridden = {name.lower() for name in credentials}
+    kept = {
+        name: value
+        for name, value in headers.items()
+        if retry_header_allowed(name) and name.lower() not in overridden
+    }
+    return {**kept, **credentials}
+
+
 class RequestActivities:
     def __init__(
         self,
@@ -84,11 +106,13 @@ class RequestActivities:
         retry: RetryExecutor,
         gate: Gate,
         metrics: Metrics | None = None,
+        credentials: CredentialCipher | None = None,
     ) -> None:
         self._sessions = sessions
         self._retry = retry
         self._gate = gate
         self._metrics = metrics or Metrics()
+        self._credentials = credentials or CredentialCipher(None)
 
     @activity.defn(name="send_request")
     async def send(self, command: SendCommand) -> RequestOutcome:
@@ -120,7 +144,9 @@ class RequestActivities:
 
     async def _claim(
         self, command: SendCommand
-    ) -> RequestOutcome | tuple[RemediationRequest, Replay, tuple[Vendor, breaker.Permit]]:
+    ) -> (
+        RequestOutcome | tuple[RemediationRequest, Replay, tuple[VendorConnection, breaker.Permit]]
+    ):
         now = datetime.now(UTC)
         async with tenant_session(self._sessions, command.tenant_id) as session:
             requests = RequestRepository(session, tenant_id=command.tenant_id)
@@ -142,6 +168,19 @@ class RequestActivities:
                     ids=[request.id],
                     note=f"vendor {request.vendor_name or '(none given)'} is not registered: "
                     "nowhere to send it",
+                )
+                return outcome(await requests.get(request.id))
+            connections = VendorConnectionRepository(session, tenant_id=command.tenant_id)
+            if await connections.find_for_vendor(request.vendor_id) is None:
+                # A tenant's retries go only where it has a connection (its base URL, its
+                # credentials): never to a vendor merely named by an event.
+                await requests.settle_unsent(
+                    incident.id,
+                    to=RequestStatus.FAILED,
+                    ids=[request.id],
+                    note=f"this tenant has no connection to vendor {request.vendor_name}: not "
+                    f"sent; connect it (awfdrs vendors connect {request.vendor_name} --tenant "
+                    "…) and send it again by hand",
                 )
                 return outcome(await requests.get(request.id))
             key = await requests.key_state(request)
@@ -178,13 +217,13 @@ class RequestActivities:
             )
             if hold is not None:
                 return await self._held(requests, request, hold)
-            vendor, permit = await self._vendor_permit(session, request, command)
+            connection, permit, secrets = await self._vendor_permit(session, request, command)
             claimed = await requests.claim(
                 request.id, action_id=command.action_id, lease_seconds=command.timeout_seconds
             )
             if claimed is None:
                 if permit.probe:
-                    breaker.release_probe(vendor)
+                    breaker.release_probe(connection)
                 current = await requests.get(request.id)
                 if current.status.is_final:
                     return outcome(current)
@@ -194,8 +233,8 @@ class RequestActivities:
                 method=claimed.method or "POST",
                 path=claimed.path or "/",
                 body=claimed.body,
-                headers=dict(claimed.headers or {}),
-                vendor_base_url=vendor.base_url,
+                headers=with_credentials(claimed.headers or {}, secrets),
+                vendor_base_url=connection.effective_base_url,
                 timeout=http_timeout(command.timeout_seconds),
             )
             log.info(
@@ -206,7 +245,7 @@ class RequestActivities:
                 claimed.idempotency_key,
                 extra=incident_fields(incident, request_id=claimed.id),
             )
-            return claimed, replay, (vendor, permit)
+            return claimed, replay, (connection, permit)
 
     async def _held(
         self, requests: RequestRepository, request: RemediationRequest, hold: Hold
@@ -226,23 +265,40 @@ class RequestActivities:
 
     async def _vendor_permit(
         self, session: AsyncSession, request: RemediationRequest, command: SendCommand
-    ) -> tuple[Vendor, breaker.Permit]:
-        """Ask the breaker and the rate limit, under the vendor's row lock; Deferred if not now."""
+    ) -> tuple[VendorConnection, breaker.Permit, dict[str, str]]:
+        """Ask the deployment-wide stop, then the tenant's connection's breaker and rate limit,
+        under the connection's row lock; Deferred if not now. Returns the decrypted credential
+        headers too, read under the same lock as the permit."""
         assert request.vendor_id is not None
-        vendor = await VendorRepository(session).get_for_update(request.vendor_id)
+        connections = VendorConnectionRepository(session, tenant_id=command.tenant_id)
+        connection = await connections.get_for_vendor(request.vendor_id, lock=True)
         now = datetime.now(UTC)
+        stopped = breaker.forced_globally(connection.vendor, now)
+        if stopped is not None:
+            raise Deferred(stopped.retry_after, stopped.reason)
+        secrets: dict[str, str] = {}
+        if connection.credentials is not None:
+            try:
+                secrets = self._credentials.decrypt(connection.credentials)
+            except ConfigError as error:
+                # Never sent without its credentials: it waits for a worker with the right key,
+                # and after the maximum deferral is given up to a human with this reason.
+                raise Deferred(breaker.FORCED_RECHECK, str(error)) from None
         lease = timedelta(seconds=command.timeout_seconds)
-        permit = breaker.acquire(vendor, now, lease=lease)
+        permit = breaker.acquire(connection, now, lease=lease)
         if isinstance(permit, breaker.Blocked):
             raise Deferred(permit.retry_after, permit.reason)
-        wait = await rate_limit.claim_slot(VendorCallRepository(session), vendor, now)
+        calls = VendorCallRepository(session, tenant_id=command.tenant_id)
+        wait = await rate_limit.claim_slot(calls, connection, now)
         if wait is not None:
             if permit.probe:
-                breaker.release_probe(vendor)
+                breaker.release_probe(connection)
             raise Deferred(
-                wait, f"rate limit of {vendor.name}: next free slot in {wait.total_seconds():.2f}s"
+                wait,
+                f"rate limit of this tenant's connection to {connection.name}: next free slot "
+                f"in {wait.total_seconds():.2f}s",
             )
-        return vendor, permit
+        return connection, permit, secrets
 
     async def _call(self, replay: Replay) -> Executed:
         """The vendor call, heartbeating while it runs. A cancellation (the incident was closed,
@@ -290,7 +346,7 @@ class RequestActivities:
         self,
         command: SendCommand,
         request: RemediationRequest,
-        permit: tuple[Vendor, breaker.Permit],
+        permit: tuple[VendorConnection, breaker.Permit],
         exc: TransientActionError,
     ) -> RequestOutcome:
         attempts = request.attempts
@@ -346,7 +402,7 @@ class RequestActivities:
         self,
         command: SendCommand,
         executed: Executed,
-        permit: tuple[Vendor, breaker.Permit],
+        permit: tuple[VendorConnection, breaker.Permit],
         *,
         healthy: bool | None,
     ) -> RequestOutcome:
@@ -368,12 +424,13 @@ class RequestActivities:
     @staticmethod
     async def _record_call(
         session: AsyncSession,
-        permit: tuple[Vendor, breaker.Permit],
+        permit: tuple[VendorConnection, breaker.Permit],
         healthy: bool | None,
         retry_after: float | None = None,
     ) -> None:
         row, granted = permit
-        locked = await VendorRepository(session).get_for_update(row.id)
+        connections = VendorConnectionRepository(session, tenant_id=row.tenant_id)
+        locked = await connections.get_for_update(row.id)
         now = datetime.now(UTC)
         if healthy is None:
             if granted.probe:

@@ -30,6 +30,8 @@ class IncidentFacts:
     prior_retry_failures: int
     regression_of: uuid.UUID | None = None
     request_count: int = 1  # affected requests not yet settled
+    # The tenant has a connection to the vendor: its retries go nowhere else.
+    vendor_connected: bool = True
 
 
 @dataclass(frozen=True)

@@ -96,6 +96,17 @@ class RulesAnalyzer:
                     "nowhere to replay the request; handing over for manual work.",
                     details,
                 )
+            if not facts.vendor_connected:
+                return Analysis(
+                    ActionType.MANUAL,
+                    classification,
+                    round(certainty * 0.65, 4),
+                    f"Transient: {why}, but this tenant has no connection to vendor "
+                    f"{facts.vendor_name}, so the request is not sent anywhere; connect it "
+                    f"(awfdrs vendors connect {facts.vendor_name} --tenant …) and replay it by "
+                    "hand; handing over for manual work.",
+                    details,
+                )
             rate = smoothed_success_rate(facts.prior_retry_successes, facts.prior_retry_failures)
             confidence = round(certainty * rate, 4)
             history = facts.prior_retry_successes + facts.prior_retry_failures

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from awfdrs import jsonbatch
-from awfdrs.api import audit, formats, operator, tenant_admin
+from awfdrs.api import audit, formats, operator, tenant_admin, vendors
 from awfdrs.api.auth import KeyCache, bearer
 from awfdrs.api.edge import (
     CE_BATCH,
@@ -287,6 +287,7 @@ def create_app(
         )
 
     app.include_router(operator.router)
+    app.include_router(vendors.router)
     app.include_router(tenant_admin.router)
     app.include_router(audit.router)
 
@@ -303,9 +304,9 @@ def create_app(
             }
             for path in ("/v1/events", "/v1/cloudevents", "/v1/alertmanager"):
                 schema["paths"][path]["post"]["security"] = [{"bearer": []}]
-            # every operator, administration and audit route needs a key
-            secured = [*operator.router.routes, *tenant_admin.router.routes, *audit.router.routes]
-            for route in secured:
+            # every operator, vendor, administration and audit route needs a key
+            routers = (operator.router, vendors.router, tenant_admin.router, audit.router)
+            for route in [r for router in routers for r in router.routes]:
                 path = getattr(route, "path", "")
                 for method in getattr(route, "methods", ()):
                     schema["paths"][path][method.lower()]["security"] = [{"bearer": []}]

@@ -1,5 +1,6 @@
-"""The operator API: read incidents, kill switches and vendors; answer incidents; stop and
-release automation. Every route is scoped to the key's tenant and checks its role.
+"""The operator API: read incidents and kill switches; answer incidents; stop and release
+automation (vendor connections: :mod:`awfdrs.api.vendors`). Every route is scoped to the key's
+tenant and checks its role.
 
 - The actor recorded for every command is :attr:`Principal.actor`, the key's name: bodies have
   no actor field (and refuse one), so a caller cannot act in someone else's name.
@@ -18,7 +19,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 from temporalio.client import WorkflowUpdateFailedError
@@ -28,17 +29,14 @@ from awfdrs.api.audit import record_command
 from awfdrs.api.auth import Principal, require_actor, require_reader
 from awfdrs.api.edge import authenticated, edge_of, respond, temporal_of, workflow_names
 from awfdrs.api.errors import ApiError, ErrorBody, database_unavailable, unavailable
-from awfdrs.api.keys import Role
 from awfdrs.api.operator_schemas import (
     ActivateSwitch,
     CloseAnswer,
-    ForceOpen,
     IncidentDetail,
     IncidentPage,
     IncidentSummary,
     PlanAnswer,
     ReleaseSwitch,
-    VendorView,
 )
 from awfdrs.client import AwfdrsClient, KillSwitchRefused
 from awfdrs.contracts import (
@@ -62,7 +60,7 @@ DESCRIPTIONS = {
     400: "A filter or body field names something this tenant does not have (the field is named)",
     401: "Missing, malformed, unknown, revoked or expired key",
     403: "The key's role may not do this (ingest keys: nothing here; viewer: reads only)",
-    404: "No such incident (or vendor) for the key's tenant",
+    404: "No such incident (or vendor connection) for the key's tenant",
     409: "The workflow refused the command; the message is its reason",
     503: "PostgreSQL or Temporal cannot be reached now; nothing was changed",
 }
@@ -88,24 +86,8 @@ async def actor(request: Request) -> Principal:
     return principal
 
 
-async def admin(request: Request) -> Principal:
-    principal = await authenticated(request)
-    if principal.role is not Role.ADMIN:
-        # Vendors are global until per-tenant vendor connections exist: stopping one stops it
-        # for every tenant, so a tenant's operator key may not; only an admin key.
-        raise ApiError(
-            403,
-            "forbidden",
-            f"a {principal.role.value} key cannot force a vendor open or release it: vendors "
-            "are shared by every tenant today; this needs an admin key",
-        )
-    return principal
-
-
 Reader = Annotated[Principal, Depends(reader)]
 Actor = Annotated[Principal, Depends(actor)]
-Admin = Annotated[Principal, Depends(admin)]
-VendorName = Annotated[str, Path(min_length=1, max_length=255, description="Vendor name")]
 
 
 async def _guarded(call: Awaitable[T]) -> T:
@@ -170,7 +152,7 @@ async def _second_principal(request: Request, principal: Principal, call: Awaita
     except ApiError as error:
         if error.status != 409 or "two-person rule" not in str(error):
             raise
-        from awfdrs.api.keys import list_keys
+        from awfdrs.api.keys import Role, list_keys
 
         keys = await list_keys(edge_of(request).sessions, principal.tenant_id)
         others = sorted(
@@ -312,24 +294,6 @@ async def get_kill_switches(request: Request, principal: Reader) -> Response:
     return respond(await _guarded(status()))
 
 
-@router.get(
-    "/vendors",
-    response_model=list[VendorView],
-    responses=READ_ERRORS,
-    summary="Vendors and their circuit breakers (shared by every tenant today)",
-)
-async def get_vendors(request: Request, principal: Reader) -> Response:
-    from awfdrs.admin import list_vendors
-
-    async def vendors() -> list[VendorView]:
-        return [VendorView.of(v) for v in await list_vendors(edge_of(request).sessions)]
-
-    found = await _guarded(vendors())
-    return Response(
-        "[" + ",".join(v.model_dump_json() for v in found) + "]", media_type="application/json"
-    )
-
-
 # --- act ----------------------------------------------------------------------------------------
 
 
@@ -463,37 +427,4 @@ async def release_kill_switch(request: Request, principal: Actor, body: ReleaseS
         )
 
     return respond(await _second_principal(request, principal, act()))
-
-
-@router.post(
-    "/vendors/{name}/force-open",
-    response_model=VendorView,
-    responses=ACT_ERRORS,
-    summary="Stop every call to a vendor (for every tenant: admin keys only) until released",
-)
-async def force_open(
-    request: Request, principal: Admin, name: VendorName, body: ForceOpen
-) -> Response:
-    from awfdrs.admin import force_vendor_open
-
-    async def act() -> VendorView:
-        sessions = edge_of(request).sessions
-        vendor = await force_vendor_open(sessions, name, by=principal.actor, reason=body.reason)
-        return VendorView.of(vendor)
-
-    return respond(await _guarded(act()))
-
-
-@router.post(
-    "/vendors/{name}/release",
-    response_model=VendorView,
-    responses=ACT_ERRORS,
-    summary="End a forced stop (admin keys only); the next call probes the vendor",
-)
-async def release_vendor(request: Request, principal: Admin, name: VendorName) -> Response:
-    from awfdrs.admin import release_vendor as release
-
-    async def act() -> VendorView:
-        return VendorView.of(await release(edge_of(request).sessions, name))
-
     return respond(await _guarded(act()))

@@ -122,37 +122,3 @@ class IncidentDetail(IncidentSummary):
     events_shown: list[EventEntry]
     decisions: list[DecisionEntry]
     actions: list[ActionEntry]
-
-
-class VendorView(BaseModel):
-    """A vendor, its circuit breaker and limits. Vendors are global today (not per tenant)."""
-
-    id: uuid.UUID
-    name: str
-    base_url: str
-    breaker: str
-    forced_open: bool
-    forced_by: str | None
-    forced_reason: str | None
-    rate_limit_per_minute: int
-    rate_limit_window_seconds: float
-    failure_threshold: int
-    open_seconds: int
-    half_open_max_calls: int
-
-    @classmethod
-    def of(cls, vendor: Any) -> VendorView:
-        return cls(
-            id=vendor.id,
-            name=vendor.name,
-            base_url=vendor.base_url,
-            breaker=vendor.circuit_breaker_state.value,
-            forced_open=vendor.forced_open,
-            forced_by=vendor.forced_by,
-            forced_reason=vendor.forced_reason,
-            rate_limit_per_minute=vendor.rate_limit_per_minute,
-            rate_limit_window_seconds=vendor.rate_limit_window_seconds,
-            failure_threshold=vendor.failure_threshold,
-            open_seconds=vendor.open_seconds,
-            half_open_max_calls=vendor.half_open_max_calls,
-        )

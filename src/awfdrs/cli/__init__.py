@@ -13,8 +13,9 @@ from awfdrs.cli.incidents import incidents
 from awfdrs.cli.ingest import ingest
 from awfdrs.cli.keys import keys
 from awfdrs.cli.kill_switch import kill_switch
-from awfdrs.cli.setup import tenants, vendors, workflows
+from awfdrs.cli.setup import tenants, workflows
 from awfdrs.cli.stack import api, migrate, up, worker
+from awfdrs.cli.vendors import vendors
 
 app = typer.Typer(
     help="awfdrs: detect failures in business workflows and remediate them safely.",

@@ -44,6 +44,8 @@ def write_stack_file(data_dir: Path, values: dict[str, str]) -> Path:
     path.touch(mode=0o600)  # it holds the stack's command signing key
     path.chmod(0o600)
     path.write_text(json.dumps(values, indent=2))
+    # It may carry the credentials key and database passwords: the owner's only.
+    path.chmod(0o600)
     return path
 
 

@@ -1,4 +1,5 @@
-"""``awfdrs tenants``, ``workflows``, ``vendors``: what comes before the first event."""
+"""``awfdrs tenants``, ``workflows``: what comes before the first event (``vendors``: in
+:mod:`awfdrs.cli.vendors`)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,6 @@ from awfdrs.contracts import TenantSettings, WorkflowSettings
 
 tenants = typer.Typer(help="Tenants and their settings.", no_args_is_help=True)
 workflows = typer.Typer(help="A tenant's workflows.", no_args_is_help=True)
-vendors = typer.Typer(help="Vendors, their rate limits and circuit breakers.", no_args_is_help=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 SettingArgs = Annotated[
@@ -233,112 +233,5 @@ def workflows_set(
             workflow_id = await resolve_workflow(dbs, tenant_id, workflow)
             await update_workflow_settings(dbs.app, tenant_id, workflow_id, changes)
         console.print(f"updated {', '.join(changes)} of workflow {workflow}")
-
-    run(command)
-
-
-def _vendor_json(v: Any) -> dict[str, Any]:
-    return {
-        "id": str(v.id), "name": v.name, "base_url": v.base_url,
-        "breaker": v.circuit_breaker_state.value, "forced_open": v.forced_open,
-        "forced_by": v.forced_by, "forced_reason": v.forced_reason,
-        "rate_limit_per_minute": v.rate_limit_per_minute,
-        "rate_limit_window_seconds": v.rate_limit_window_seconds,
-        "failure_threshold": v.failure_threshold, "open_seconds": v.open_seconds,
-        "half_open_max_calls": v.half_open_max_calls,
-    }  # fmt: skip
-
-
-@vendors.command("add")
-def vendors_add(
-    name: Annotated[str, typer.Argument(help="The name events give in payload.error.vendor.")],
-    base_url: Annotated[str, typer.Option(help="Where retries are sent (scheme, host, port).")],
-    rate_limit: Annotated[int, typer.Option(help="Calls per rate-limit window.")] = 60,
-    rate_window: Annotated[float, typer.Option(help="Rate-limit window in seconds.")] = 60.0,
-    failure_threshold: Annotated[int, typer.Option(help="Failures that open the breaker.")] = 5,
-    open_seconds: Annotated[int, typer.Option(help="How long the breaker stays open.")] = 30,
-    half_open_max_calls: Annotated[int, typer.Option(help="Probes while half-open.")] = 1,
-) -> None:
-    """Register a vendor, or update one with the same name.
-
-    Example: awfdrs vendors add stripe --base-url https://api.stripe.com --rate-limit 100
-    """
-    if not base_url.startswith(("http://", "https://")):
-        raise typer.BadParameter("must start with http:// or https://", param_hint="--base-url")
-
-    async def command(settings: Settings) -> None:
-        from awfdrs.admin import ensure_vendor
-
-        async with databases(settings) as dbs:
-            await ensure_vendor(
-                dbs.app, name, base_url, rate_limit_per_minute=rate_limit,
-                rate_limit_window_seconds=rate_window, failure_threshold=failure_threshold,
-                open_seconds=open_seconds, half_open_max_calls=half_open_max_calls,
-            )  # fmt: skip
-        console.print(f"vendor [bold]{name}[/] at {base_url}")
-
-    run(command)
-
-
-@vendors.command("list")
-def vendors_list(as_json: JsonFlag = False) -> None:
-    """Vendors with their breaker state and limits.
-
-    Example: awfdrs vendors list
-    """
-
-    async def command(settings: Settings) -> None:
-        from awfdrs.admin import list_vendors
-
-        async with databases(settings) as dbs:
-            found = [_vendor_json(v) for v in await list_vendors(dbs.app)]
-        if as_json:
-            emit_json(found)
-            return
-        table = Table("name", "base_url", "breaker", "forced open", "rate limit", "threshold")
-        for v in found:
-            forced = f"by {v['forced_by']}: {v['forced_reason']}" if v["forced_open"] else "no"
-            table.add_row(v["name"], v["base_url"], v["breaker"], forced,
-                          f"{v['rate_limit_per_minute']}/{v['rate_limit_window_seconds']:g}s",
-                          str(v["failure_threshold"]))  # fmt: skip
-        console.print(table)
-
-    run(command)
-
-
-@vendors.command("force-open")
-def vendors_force_open(
-    name: Annotated[str, typer.Argument(help="Vendor name.")],
-    by: Annotated[str, typer.Option("--by", help="Who stops it.")],
-    reason: Annotated[str, typer.Option("--reason", help="Why.")],
-) -> None:
-    """Stop every call to a vendor, for every tenant, until released.
-
-    Example: awfdrs vendors force-open stripe --by alice --reason "Stripe incident INC-42"
-    """
-
-    async def command(settings: Settings) -> None:
-        from awfdrs.admin import force_vendor_open
-
-        async with databases(settings) as dbs:
-            await force_vendor_open(dbs.app, name, by=by, reason=reason)
-        console.print(f"vendor {name} forced OPEN by {by}: nothing is sent to it until released")
-
-    run(command)
-
-
-@vendors.command("release")
-def vendors_release(name: Annotated[str, typer.Argument(help="Vendor name.")]) -> None:
-    """End a forced stop; the next call is a probe.
-
-    Example: awfdrs vendors release stripe
-    """
-
-    async def command(settings: Settings) -> None:
-        from awfdrs.admin import release_vendor
-
-        async with databases(settings) as dbs:
-            await release_vendor(dbs.app, name)
-        console.print(f"vendor {name} released (HALF_OPEN: the next call probes it)")
 
     run(command)

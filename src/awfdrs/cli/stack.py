@@ -68,6 +68,12 @@ def up(
                     # Local CLI commands sign approvals and releases with the stack's key: the
                     # folder's owner is this stack's deployment administrator.
                     "command_signing_key": running.command_signing_key or "",
+                    # So `awfdrs vendors connect` in another terminal encrypts with the same key.
+                    **(
+                        {"credentials_keys": running.credentials_keys}
+                        if running.credentials_keys
+                        else {}
+                    ),
                     **({"api_url": stack.api_url} if stack.api_url else {}),
                 },
             )

@@ -58,6 +58,9 @@ def describe_validation_error(error: ValidationError, limit: int = 3) -> str:
         message = str(problem["msg"]).removeprefix("Value error, ")
         if message.startswith(location + ":") or message.startswith(f"{location}."):
             parts.append(message)
+        elif message.startswith("."):
+            # A validator naming a part of its field (a header of ``headers``).
+            parts.append(location + message)
         else:
             parts.append(f"{location}: {message}")
     more = len(error.errors()) - limit

@@ -107,15 +107,74 @@ class ErrorInfo(BaseModel):
 
 
 FORBIDDEN_RETRY_HEADERS = frozenset(
-    {"host", "content-length", "transfer-encoding", "connection", "idempotency-key"}
+    {
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "idempotency-key",
+        "x-idempotency-key",
+    }
 )
+# What an event may say about how its request travels. Credentials never: they belong to the
+# tenant's vendor connection (encrypted at rest, rotatable), while events are stored forever in
+# an append-only table. An allow-list, because a deny-list of credential names is never complete.
+ALLOWED_RETRY_HEADERS = frozenset(
+    {
+        "accept",
+        "accept-language",
+        "content-type",
+        "content-language",
+        "user-agent",
+        # Tracing and dates: allowed so senders need not strip them, never replayed (intake
+        # drops what belongs to one attempt).
+        "traceparent",
+        "tracestate",
+        "baggage",
+        "sentry-trace",
+        "b3",
+        "uber-trace-id",
+        "request-id",
+        "date",
+        "accept-encoding",
+        # What the request is at the vendor: the connected account a charge is made on.
+        "stripe-account",
+        "stripe-version",
+    }
+)
+# Any other ``X-`` header is allowed unless its name has one of these in it.
+CREDENTIAL_WORDS = (
+    "auth",
+    "token",
+    "key",
+    "secret",
+    "signature",
+    "session",
+    "cookie",
+    "password",
+    "passwd",
+    "credential",
+    "bearer",
+    "jwt",
+    "csrf",
+    "hmac",
+)
+CREDENTIAL_REFUSAL = "credential headers are not accepted in events; configure a vendor connection"
+
+
+def retry_header_allowed(name: str) -> bool:
+    lower = name.lower()
+    if lower in ALLOWED_RETRY_HEADERS:
+        return True
+    return lower.startswith("x-") and not any(word in lower for word in CREDENTIAL_WORDS)
 
 
 class RetrySpec(BaseModel):
     """``payload.retry``: the request that failed, to be sent again to the vendor.
 
-    Only a path: the host is always the registered vendor's ``base_url``, so an event can never
-    make awfdrs call an address of its choosing.
+    Only a path: the host is always the tenant's vendor connection's base URL, so an event can
+    never make awfdrs call an address of its choosing; and only harmless headers
+    (:data:`ALLOWED_RETRY_HEADERS`): credentials come from the connection, never from events.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -154,6 +213,15 @@ class RetrySpec(BaseModel):
                 raise ValueError(f"{name}: set by awfdrs, not by the event")
             if not all(c.isalnum() or c in "-_" for c in name):
                 raise ValueError(f"{name!r}: not a header name")
+            if not retry_header_allowed(name):
+                if any(word in name.lower() for word in CREDENTIAL_WORDS):
+                    # A leading dot: the reason names the header as a field of its own.
+                    raise ValueError(f".{name}: {CREDENTIAL_REFUSAL}")
+                raise ValueError(
+                    f".{name}: not a header an event may carry (allowed: "
+                    f"{', '.join(sorted(ALLOWED_RETRY_HEADERS))}, and X- headers that are not "
+                    "credentials); credentials belong to the tenant's vendor connection"
+                )
             if any(c in header for c in "\r\n\x00"):
                 raise ValueError(f"{name}: value contains a line break")
             # HTTP carries header values as bytes; a non-ASCII value cannot be sent at all, and

@@ -41,6 +41,8 @@ from awfdrs.db.repositories import (
 from awfdrs.db.session import tenant_session
 from awfdrs.devstack.servers import EscalationReceiver, FlakyVendor, Script
 from awfdrs.enums import OPEN_INCIDENT_STATUSES, ActionStatus, IncidentStatus, RequestStatus
+from awfdrs.remediation.credentials import CredentialCipher
+from awfdrs.vendor_connections import connect
 
 TENANT = "demo"
 LEFTOVER_TIMEOUT = 3.0
@@ -161,6 +163,9 @@ class Demo:
             for name in ("payments", "invoicing", "inventory")
         }
         await ensure_vendor(self.sessions, VENDOR, self.vendor.url)
+        # The demo tenant's retries go to the vendor through its own connection (the vendor's
+        # default base URL, no credentials: the local vendor asks for none).
+        await connect(self.sessions, tenant_id, VENDOR, cipher=CredentialCipher(None))
         self.say(
             f"[bold]awfdrs demo[/] · tenant [cyan]{TENANT}[/] ({tenant_id}) · run {self.run_id}"
         )
@@ -176,7 +181,7 @@ class Demo:
             "method": "POST",
             "path": "/v1/charges/capture",
             "reversible": True,
-            "headers": {"Demo-Run": self.run_id},
+            "headers": {"X-Demo-Run": self.run_id},
         }
         charges = [
             _event(tenant_id, flows["payments"], f"{key}-pay-{n}", "payment.failed", {

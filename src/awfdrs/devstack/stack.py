@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,12 +28,14 @@ from awfdrs.devstack.postgres import (
     with_database,
 )
 from awfdrs.devstack.temporal import DevServer, port_open
+from awfdrs.remediation.credentials import new_key
 from awfdrs.signing import new_signing_key
 from awfdrs.temporal_admin import ensure_search_attributes
 from awfdrs.worker import worker_resources
 
 log = logging.getLogger("awfdrs.up")
 DATABASE = "awfdrs"
+CREDENTIALS_KEY_FILE = "credentials.key"
 
 
 SIGNING_KEY_FILE = "command-signing.key"
@@ -101,7 +103,10 @@ async def local_stack(
             update={
                 "database_url": app_url,
                 "temporal_ui_url": settings.temporal_ui_url or ui_url,
-                "command_signing_key": settings.command_signing_key or _signing_key(data_dir),
+                "command_signing_key": settings.command_signing_key
+                or _kept_secret(data_dir / SIGNING_KEY_FILE, new_signing_key),
+                "credentials_keys": settings.credentials_keys
+                or _kept_secret(data_dir / CREDENTIALS_KEY_FILE, new_key),
             }
         )
         client = await connect_temporal(worker_settings)
@@ -130,15 +135,15 @@ async def local_stack(
         yield RunningStack(worker_settings, owner_url, ui_url, api_url)
 
 
-def _signing_key(data_dir: Path) -> str:
-    """The embedded stack's command signing key, made once and kept (owner-only) in DATA_DIR,
-    so approvals signed before a restart still verify after it."""
-    path = data_dir / SIGNING_KEY_FILE
+def _kept_secret(path: Path, make: Callable[[], str]) -> str:
+    """One of the embedded stack's keys (command signing, vendor credentials), made once and
+    kept owner-only in the data directory: what was signed or encrypted before a restart must
+    still verify or decrypt after it."""
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as out:
-            out.write(new_signing_key())
+            out.write(make())
     return path.read_text().strip()
 
 

@@ -59,7 +59,8 @@ class Replay:
     method: str
     path: str
     body: Any
-    headers: dict[str, str]
+    # The connection's credentials are merged in: never in a repr, a log line or an error.
+    headers: dict[str, str] = field(repr=False)
     vendor_base_url: str | None
     timeout: float
 

@@ -1,10 +1,12 @@
-"""The vendor rate limit: a sliding window of claimed call slots, shared through PostgreSQL."""
+"""A connection's rate limit: a sliding window of claimed call slots, shared through PostgreSQL.
+
+Per connection (tenant and vendor): one tenant's traffic never delays another's."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from awfdrs.db.models import Vendor, VendorCall
+from awfdrs.db.models import VendorCall, VendorConnection
 from awfdrs.db.repositories import VendorCallRepository
 
 # Slots are spaced by the window plus this guard, so network jitter between claiming a slot and
@@ -13,11 +15,11 @@ GUARD = timedelta(milliseconds=250)
 
 
 async def claim_slot(
-    calls: VendorCallRepository, vendor: Vendor, now: datetime
+    calls: VendorCallRepository, vendor: VendorConnection, now: datetime
 ) -> timedelta | None:
     """Claim a call slot now, or return how long until one frees up (nothing claimed then).
 
-    The caller holds the vendor's row lock, so counting and claiming are one atomic step for
+    The caller holds the connection's row lock, so counting and claiming are one atomic step for
     every worker. A vendor that answered 429 with Retry-After is not called before that time.
     """
     if vendor.blocked_until is not None and vendor.blocked_until > now:
@@ -25,15 +27,19 @@ async def claim_slot(
     window = timedelta(seconds=vendor.rate_limit_window_seconds) + GUARD
     # The window is full when it holds `limit` slots; the next one frees when the call that is
     # `limit` calls back leaves it.
-    oldest_counted = await calls.nth_newest(vendor.id, now - window, vendor.rate_limit_per_minute)
+    oldest_counted = await calls.nth_newest(
+        vendor.vendor_id, now - window, vendor.rate_limit_per_minute
+    )
     if oldest_counted is not None:
         return oldest_counted + window - now
-    calls.session.add(VendorCall(vendor_id=vendor.id, called_at=now))
+    calls.session.add(
+        VendorCall(tenant_id=vendor.tenant_id, vendor_id=vendor.vendor_id, called_at=now)
+    )
     return None
 
 
-def note_retry_after(vendor: Vendor, now: datetime, seconds: float) -> None:
-    """The vendor said "wait": every worker waits, not only the one it told."""
+def note_retry_after(vendor: VendorConnection, now: datetime, seconds: float) -> None:
+    """The vendor said "wait": every worker waits on this connection, not only the one it told."""
     until = now + timedelta(seconds=seconds)
     if vendor.blocked_until is None or vendor.blocked_until < until:
         vendor.blocked_until = until

@@ -122,6 +122,7 @@ async def test_a_slow_answer_outlives_the_lease_and_the_next_attempt_overlaps(
         name = f"trickle-{uuid.uuid4().hex[:8]}"
         async with stack.sessions() as session, session.begin():
             await VendorRepository(session).add(name=name, base_url=trickle.url)
+        await stack.connect(tenant, name)
         await stack.client.ingest(tenant.id, [payment(tenant, "k", name, 1)])
         incident_id = await only_incident(stack, tenant)
 

@@ -13,7 +13,7 @@ from awfdrs.db.models.outbox import OutboxEntry
 from awfdrs.db.models.remediation_requests import RemediationRequest, RequestKey
 from awfdrs.db.models.tenants import Tenant
 from awfdrs.db.models.vendor_calls import VendorCall
-from awfdrs.db.models.vendors import Vendor
+from awfdrs.db.models.vendors import Vendor, VendorConnection
 from awfdrs.db.models.workflow_event_counts import WorkflowEventCount
 from awfdrs.db.models.workflows import Workflow
 
@@ -35,6 +35,7 @@ __all__ = [
     "Tenant",
     "Vendor",
     "VendorCall",
+    "VendorConnection",
     "Workflow",
     "WorkflowEventCount",
 ]

@@ -1,4 +1,4 @@
-"""One repository per aggregate; tenant scope fixed at construction (vendors are global)."""
+"""One repository per aggregate; tenant scope fixed at construction (vendors: global)."""
 
 from awfdrs.db.repositories.actions import ActionRepository
 from awfdrs.db.repositories.api_keys import ApiKeyDirectory, ApiKeyRepository, KeyRecord
@@ -17,6 +17,7 @@ from awfdrs.db.repositories.outbox import Claimed, Notice, OutboxQueue, OutboxRe
 from awfdrs.db.repositories.requests import RequestRepository
 from awfdrs.db.repositories.tenants import TenantDirectory, TenantRepository
 from awfdrs.db.repositories.vendor_calls import VendorCallRepository
+from awfdrs.db.repositories.vendor_connections import VendorConnectionRepository
 from awfdrs.db.repositories.vendors import VendorRepository
 from awfdrs.db.repositories.workflows import WorkflowRepository
 
@@ -42,6 +43,7 @@ __all__ = [
     "TenantDirectory",
     "TenantRepository",
     "VendorCallRepository",
+    "VendorConnectionRepository",
     "VendorRepository",
     "WorkflowRepository",
 ]
