@@ -287,7 +287,7 @@ async def make_tenants(bench: Bench, count: int, prefix: str, **settings: Any) -
     tenants = []
     for n in range(count):
         tenant = await create_tenant(
-            bench.sessions, f"{prefix}-{n}-{secrets.token_hex(3)}", TenantSettings(**settings)
+            bench.owner_sessions, f"{prefix}-{n}-{secrets.token_hex(3)}", TenantSettings(**settings)
         )
         flow = await ensure_workflow(bench.sessions, tenant.id, "payments")
         tenants.append(Tenant(tenant.id, flow.id))
@@ -296,7 +296,11 @@ async def make_tenants(bench: Bench, count: int, prefix: str, **settings: Any) -
 
 async def register_vendor(bench: Bench, name: str, base_url: str) -> None:
     await ensure_vendor(
-        bench.sessions, name, base_url, rate_limit_per_minute=1_000_000, failure_threshold=1_000_000
+        bench.owner_sessions,
+        name,
+        base_url,
+        rate_limit_per_minute=1_000_000,
+        failure_threshold=1_000_000,
     )
 
 

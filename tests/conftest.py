@@ -22,6 +22,7 @@ from awfdrs.db.session import build_engine, make_sessionmaker
 from awfdrs.devstack.binaries import temporal_cli, temporal_test_server
 from awfdrs.devstack.servers import EscalationReceiver, FlakyVendor
 from tests.support.database import ScratchDatabase, scratch_database
+from tests.support.factories import use_admin_sessions
 from tests.support.pipeline import Stack, running_stack
 from tests.support.principals import SIGNER, SIGNING_KEY
 from tests.support.processes import WorkerFactory, WorkerProcess, worker_env
@@ -44,7 +45,12 @@ async def database(tmp_root: Path) -> AsyncIterator[ScratchDatabase]:
 
 
 @pytest.fixture(scope="session")
-async def app_engine(database: ScratchDatabase) -> AsyncIterator[AsyncEngine]:
+async def app_engine(
+    database: ScratchDatabase, owner_engine: AsyncEngine
+) -> AsyncIterator[AsyncEngine]:
+    # Whoever works as the application role may need tenants and vendors, which only the
+    # deployment administrator (the owner) may create (migration 0009): the factories use this.
+    use_admin_sessions(make_sessionmaker(owner_engine))
     engine = build_engine(database.app_url, TEST_SETTINGS)
     yield engine
     await engine.dispose()

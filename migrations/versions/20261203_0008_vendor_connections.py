@@ -1,7 +1,7 @@
 """Vendor connections per tenant: breaker, rate limit, base URL and credentials of one tenant.
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-03
 
 ``vendor_connections``: one row per (tenant, vendor). The circuit breaker state and the rate
@@ -31,7 +31,6 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0008"
-# Re-pointed when merged after a parallel 0007.
 down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

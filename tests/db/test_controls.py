@@ -23,7 +23,7 @@ from awfdrs.errors import ConflictError
 from awfdrs.remediation import rate_limit
 from awfdrs.remediation.credentials import CredentialCipher
 from awfdrs.vendor_connections import connect
-from tests.support.factories import make_incident, make_tenant
+from tests.support.factories import admin_sessions, make_incident, make_tenant
 
 
 async def test_kill_switch_scope_expiry_and_release(
@@ -166,7 +166,7 @@ async def test_rate_limit_slots_are_per_connection_and_the_delay_is_exact(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     name = f"v-{uuid.uuid4().hex[:8]}"
-    async with sessions() as session, session.begin():
+    async with admin_sessions()() as session, session.begin():
         await VendorRepository(session).add(
             name=name,
             base_url="http://127.0.0.1:9",
@@ -208,7 +208,7 @@ async def test_rate_limit_slots_are_per_connection_and_the_delay_is_exact(
 async def test_vendor_breaker_checks_are_enforced_by_the_database(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    async with sessions() as session:
+    async with admin_sessions()() as session:
         with pytest.raises(ConflictError) as caught:
             await VendorRepository(session).add(
                 name="bad", base_url="http://x", failure_rate_threshold=1.5

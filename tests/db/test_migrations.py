@@ -85,8 +85,8 @@ async def test_the_upgrade_connects_tenants_to_the_vendors_they_already_use(
                     )
                 )
             ).scalar_one()
-        user = await make_tenant(sessions)
-        await make_tenant(sessions)  # with no requests nor actions: it gets no connection
+        user = await make_tenant(sessions, admin=sessions)
+        await make_tenant(sessions, admin=sessions)  # no requests nor actions: no connection
         async with tenant_session(sessions, user.id) as session:
             incident = await make_incident(session, user, "sig")
             decision = await DecisionRepository(session, tenant_id=user.id).add(

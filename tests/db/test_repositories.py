@@ -25,7 +25,7 @@ from awfdrs.db.session import make_sessionmaker, tenant_session
 from awfdrs.enums import ActionStatus, ActionType, CircuitState, IncidentStatus, Severity
 from awfdrs.errors import ConflictError, NotFoundError
 from awfdrs.intake import FailureGroup
-from tests.support.factories import TenantRef, make_incident, make_tenant, new_event
+from tests.support.factories import TenantRef, admin_sessions, make_incident, make_tenant, new_event
 
 
 @pytest.fixture
@@ -144,7 +144,8 @@ async def test_tenant_directory_lists_every_tenant_for_the_owner(
 
 async def test_vendor_repository_is_global(sessions: async_sessionmaker[AsyncSession]) -> None:
     name = f"stripe-{uuid.uuid4().hex[:8]}"
-    async with sessions() as session:
+    # The catalog is the deployment administrator's: the owner writes it (migration 0009).
+    async with admin_sessions()() as session:
         vendors = VendorRepository(session)
         added = await vendors.add(name=name, base_url="http://127.0.0.1:9/")
         assert added.rate_limit_per_minute == 60
@@ -159,7 +160,7 @@ async def test_vendor_repository_is_global(sessions: async_sessionmaker[AsyncSes
 async def test_vendor_check_constraints_are_named(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    async with sessions() as session:
+    async with admin_sessions()() as session:
         with pytest.raises(ConflictError) as caught:
             await VendorRepository(session).add(
                 name="bad", base_url="http://x/", rate_limit_per_minute=0
@@ -172,7 +173,7 @@ async def test_vendor_connections_are_the_tenants_own(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     a, b = await make_tenant(sessions), await make_tenant(sessions)
-    async with sessions() as session, session.begin():
+    async with admin_sessions()() as session, session.begin():
         vendor = await VendorRepository(session).add(
             name=f"v-{uuid.uuid4().hex[:8]}", base_url="http://127.0.0.1:9/"
         )

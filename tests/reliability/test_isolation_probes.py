@@ -154,7 +154,13 @@ from awfdrs.remediation.gate import default_gate
 from awfdrs.signing import APPROVE, RELEASE, Scope, kill_switch_subject
 from awfdrs.vendor_connections import connect
 from tests.reliability.support import raw_batch, record
-from tests.support.factories import TenantRef, make_incident, make_tenant, new_event
+from tests.support.factories import (
+    TenantRef,
+    admin_sessions,
+    make_incident,
+    make_tenant,
+    new_event,
+)
 from tests.support.pipeline import Stack
 from tests.support.principals import SIGNER
 from tests.support.processes import CREDENTIALS_KEY
@@ -379,7 +385,7 @@ async def world(
             [Notice(incident_id=incident, start={"probe": key}, joined=True)], task_queue=queue
         )
     _, api_key = await create_key(committed_sessions, a.id, Role.OPERATOR, name="probe")
-    async with committed_sessions() as session, session.begin():
+    async with admin_sessions()() as session, session.begin():
         vendor = await VendorRepository(session).add(
             name=f"probe-{uuid.uuid4().hex[:8]}", base_url="http://127.0.0.1:9"
         )

@@ -1,4 +1,6 @@
-"""Rows the tests need, created through the repositories as the application role."""
+"""Rows the tests need, created through the repositories as the application role, except
+tenants and vendors: those are the deployment administrator's, created with the owner's
+connection (:func:`admin_sessions`), which the test session registers once."""
 
 from __future__ import annotations
 
@@ -18,6 +20,19 @@ from awfdrs.db.session import tenant_session
 from awfdrs.enums import EventOutcome, Severity
 from awfdrs.intake import NewEvent
 
+_ADMIN: list[async_sessionmaker[AsyncSession]] = []
+
+
+def use_admin_sessions(sessions: async_sessionmaker[AsyncSession]) -> None:
+    """The owner's sessions for this test run (the session-scoped fixture ``admin_sessions``)."""
+    _ADMIN[:] = [sessions]
+
+
+def admin_sessions() -> async_sessionmaker[AsyncSession]:
+    """The owner's sessions: the application role may not create tenants or vendors."""
+    assert _ADMIN, "the admin_sessions fixture registers the owner's sessions"
+    return _ADMIN[0]
+
 
 @dataclass(frozen=True)
 class TenantRef:
@@ -31,13 +46,18 @@ async def make_tenant(
     *,
     settings: dict[str, Any] | None = None,
     workflow: str = "payments",
+    admin: async_sessionmaker[AsyncSession] | None = None,
 ) -> TenantRef:
+    """``admin``: the owner's sessions of another database than the test run's."""
     tenant_id = uuid.uuid4()
     name = f"tenant-{tenant_id.hex[:12]}"
-    async with tenant_session(sessions, tenant_id) as session:
+    # Committed by the owner, outside ``sessions``' transaction: a tenant of its own per test
+    # (a random name) is what isolates tests that share the database anyway.
+    async with tenant_session(admin or admin_sessions(), tenant_id) as session:
         await TenantRepository(session, tenant_id=tenant_id).add(
             id=tenant_id, name=name, settings=settings or {}
         )
+    async with tenant_session(sessions, tenant_id) as session:
         flow = await WorkflowRepository(session, tenant_id=tenant_id).add(name=workflow)
         return TenantRef(tenant_id, flow.id, name)
 

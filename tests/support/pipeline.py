@@ -35,7 +35,7 @@ from awfdrs.enums import IncidentStatus
 from awfdrs.remediation.credentials import CredentialCipher
 from awfdrs.vendor_connections import ConnectionInfo, connect
 from awfdrs.worker import build_worker
-from tests.support.factories import TenantRef, make_tenant
+from tests.support.factories import TenantRef, admin_sessions, make_tenant
 from tests.support.principals import SIGNER
 from tests.support.processes import CREDENTIALS_KEY
 
@@ -94,7 +94,7 @@ class Stack:
         """A vendor at the test's FlakyVendor; ``settings`` are its defaults, which the
         connections of this stack's tenants copy."""
         name = name or f"vendor-{uuid.uuid4().hex[:10]}"
-        async with self.sessions() as session, session.begin():
+        async with admin_sessions()() as session, session.begin():
             await VendorRepository(session).add(name=name, base_url=self.vendor_url, **settings)
         if connect:
             for tenant in self.tenants:

@@ -19,7 +19,7 @@ from rich.console import Console
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from awfdrs.config import ENV_PREFIX, Settings, load_settings
+from awfdrs.config import APP_ROLE, ENV_PREFIX, Settings, load_settings
 from awfdrs.contracts import describe_validation_error
 from awfdrs.errors import AwfdrsError, ConfigError, ConflictError
 
@@ -138,6 +138,19 @@ class Databases:
 
     app: async_sessionmaker[AsyncSession]
     owner: async_sessionmaker[AsyncSession]
+    owner_configured: bool = True
+
+    @property
+    def admin(self) -> async_sessionmaker[AsyncSession]:
+        """The deployment administrator's connection: creating tenants and changing the
+        vendor catalog are refused to the application role (migration 0009)."""
+        if not self.owner_configured:
+            raise ConfigError(
+                "this is a deployment administrator's command: it needs the owner's connection "
+                f"in {ENV_PREFIX}MIGRATION_DATABASE_URL (the application role may not create "
+                "tenants or change vendors)"
+            )
+        return self.owner
 
 
 @asynccontextmanager
@@ -150,7 +163,10 @@ async def databases(settings: Settings) -> AsyncIterator[Databases]:
     if owner_url and owner_url != app_url:
         engines.append(build_engine(owner_url, settings))
     try:
-        yield Databases(make_sessionmaker(engines[0]), make_sessionmaker(engines[-1]))
+        owner_configured = len(engines) > 1 or make_url(app_url).username != APP_ROLE
+        yield Databases(
+            make_sessionmaker(engines[0]), make_sessionmaker(engines[-1]), owner_configured
+        )
     finally:
         for engine in engines:
             await engine.dispose()

@@ -65,7 +65,7 @@ def tenants_add(
 
         values = TenantSettings.model_validate(parse_assignments(settings_ or []))
         async with databases(settings) as dbs:
-            tenant = await create_tenant(dbs.app, name, values)
+            tenant = await create_tenant(dbs.admin, name, values)
         if as_json:
             emit_json(_tenant_json(tenant))
         else:

@@ -64,7 +64,7 @@ def vendors_add(
 
         async with databases(settings) as dbs:
             await ensure_vendor(
-                dbs.app, name, base_url, rate_limit_per_minute=rate_limit,
+                dbs.admin, name, base_url, rate_limit_per_minute=rate_limit,
                 rate_limit_window_seconds=rate_window, failure_threshold=failure_threshold,
                 open_seconds=open_seconds, half_open_max_calls=half_open_max_calls,
             )  # fmt: skip
@@ -205,7 +205,7 @@ def vendors_force_open(
 
         async with databases(settings) as dbs:
             if tenant is None:
-                await force_vendor_open(dbs.app, name, by=by, reason=reason)
+                await force_vendor_open(dbs.admin, name, by=by, reason=reason)
                 console.print(
                     f"vendor {name} forced OPEN for every tenant by {by}: nothing is sent to it "
                     "until released"
@@ -241,7 +241,7 @@ def vendors_release(
         why = f": {reason}" if reason else ""
         async with databases(settings) as dbs:
             if tenant is None:
-                await release_vendor(dbs.app, name)
+                await release_vendor(dbs.admin, name)
                 console.print(f"vendor {name} released for every tenant{who}{why}")
                 return
             tenant_id = await resolve_tenant(dbs, tenant)

@@ -114,7 +114,7 @@ class Demo:
         existing = await find_tenant_by_name(self.owner_sessions, TENANT)
         if existing is None:
             created = await create_tenant(
-                self.sessions, TENANT, TenantSettings.model_validate(settings)
+                self.owner_sessions, TENANT, TenantSettings.model_validate(settings)
             )
             return created.id
         # The receiver's port is new on every run.
@@ -162,7 +162,7 @@ class Demo:
             name: (await ensure_workflow(self.sessions, tenant_id, name)).id
             for name in ("payments", "invoicing", "inventory")
         }
-        await ensure_vendor(self.sessions, VENDOR, self.vendor.url)
+        await ensure_vendor(self.owner_sessions, VENDOR, self.vendor.url)
         # The demo tenant's retries go to the vendor through its own connection (the vendor's
         # default base URL, no credentials: the local vendor asks for none).
         await connect(self.sessions, tenant_id, VENDOR, cipher=CredentialCipher(None))

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from awfdrs.db.repositories import VendorRepository
 from awfdrs.devstack.servers import FlakyVendor
 from tests.e2e.test_remediation_promises import only_incident, payment
+from tests.support.factories import admin_sessions
 from tests.support.pipeline import Stack, eventually
 
 
@@ -120,7 +121,7 @@ async def test_a_slow_answer_outlives_the_lease_and_the_next_attempt_overlaps(
             action_timeout_seconds=5, action_max_attempts=3, action_retry_initial_seconds=0.5
         )
         name = f"trickle-{uuid.uuid4().hex[:8]}"
-        async with stack.sessions() as session, session.begin():
+        async with admin_sessions()() as session, session.begin():
             await VendorRepository(session).add(name=name, base_url=trickle.url)
         await stack.connect(tenant, name)
         await stack.client.ingest(tenant.id, [payment(tenant, "k", name, 1)])
@@ -172,9 +173,14 @@ async def test_a_claim_that_waited_for_the_vendor_lock_gets_a_lease_shorter_than
         ).scalar_one()
     locker = stack.sessions()
     await locker.begin()
-    # What another claim or record of this vendor holds while its transaction runs.
+    # What another claim or record of this tenant's connection to the vendor holds while its
+    # transaction runs.
     await locker.execute(
-        text("SELECT 1 FROM vendors WHERE id = :id FOR NO KEY UPDATE"), {"id": vendor_id}
+        text("SELECT set_config('app.tenant_id', :t, true)"), {"t": str(tenant.id)}
+    )
+    await locker.execute(
+        text("SELECT 1 FROM vendor_connections WHERE vendor_id = :id FOR NO KEY UPDATE"),
+        {"id": vendor_id},
     )
     try:
         await stack.client.ingest(tenant.id, [payment(tenant, "k", name, 1)])
