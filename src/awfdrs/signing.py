@@ -6,7 +6,9 @@ releasing a kill switch) must carry a short-lived token that the worker verifies
 the Temporal namespace alone cannot approve. The API signs one per command for the principal it
 authenticated; the token names that principal, the tenant, the command, what it acts on (an
 incident, or a kill-switch scope) and, for an approval, the plan. A token is useless for any
-other command, and it expires in minutes, so one read from a workflow's history is spent.
+other command, and good for one use: the worker records its id (``jti``) in the transaction of
+its effect, so a token copied out of a workflow's history is already spent; it also expires in
+minutes.
 
 A JWT (HS256, PyJWT) with a key from the settings (``AWFDRS_COMMAND_SIGNING_KEY``) shared by
 the API and the workers. Whoever holds that key can sign as anyone: it is a deployment secret,
@@ -19,6 +21,7 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import jwt
@@ -28,8 +31,8 @@ from awfdrs.errors import AwfdrsError
 ALGORITHM = "HS256"
 AUDIENCE = "awfdrs-worker"
 ISSUER = "awfdrs"
-# Long enough for an update that waits for its workflow's worker; short enough that a token
-# copied out of a workflow's history is spent before anyone could reuse it.
+# Long enough for an update that waits for its workflow's worker; the spent ids need keeping
+# only this long.
 TTL_SECONDS = 300
 MIN_KEY_BYTES = 32
 
@@ -61,6 +64,15 @@ class Scope:
     plan_id: str | None = None
 
 
+@dataclass(frozen=True)
+class Verified:
+    """A credential that verified: its principal, its id and when it expires."""
+
+    principal: str
+    jti: str
+    expires_at: datetime
+
+
 class CommandSigner:
     """Signs and verifies command tokens with one key (the API signs; workers verify)."""
 
@@ -86,8 +98,9 @@ class CommandSigner:
             claims["plan"] = scope.plan_id
         return jwt.encode(claims, self._key, algorithm=ALGORITHM)
 
-    def verify(self, token: str | None, scope: Scope) -> str:
-        """The principal the token was signed for, if it is valid for exactly ``scope``."""
+    def verify(self, token: str | None, scope: Scope) -> Verified:
+        """Who the token was signed for, if it is valid for exactly ``scope``. The caller
+        spends it (``jti``) in the transaction of its effect: a token is good for one use."""
         if not token:
             raise CommandRefused(
                 f"{scope.command} needs a signed credential: send it through the awfdrs API "
@@ -101,7 +114,7 @@ class CommandSigner:
                 algorithms=[ALGORITHM],
                 audience=AUDIENCE,
                 issuer=ISSUER,
-                options={"require": ["exp", "iat", "sub", "aud", "iss"]},
+                options={"require": ["exp", "iat", "sub", "aud", "iss", "jti"]},
             )
         except jwt.ExpiredSignatureError:
             raise CommandRefused(f"{scope.command}: the credential has expired") from None
@@ -119,10 +132,12 @@ class CommandSigner:
                 raise CommandRefused(
                     f"{scope.command}: the credential was signed for another {_noun(claim)}"
                 )
-        actor = claims["sub"]
+        actor, jti = claims["sub"], claims.get("jti")
         if not isinstance(actor, str) or not actor:
             raise CommandRefused(f"{scope.command}: the credential names no principal")
-        return actor
+        if not isinstance(jti, str) or not 0 < len(jti) <= 64:
+            raise CommandRefused(f"{scope.command}: the credential has no valid id (jti)")
+        return Verified(actor, jti, datetime.fromtimestamp(int(claims["exp"]), UTC))
 
 
 def kill_switch_subject(switch_id: uuid.UUID | None, workflow_id: uuid.UUID | None) -> str:

@@ -126,14 +126,17 @@ def parse_header(value: str) -> tuple[str, str]:
     name, sep, rest = value.partition(":")
     name, rest = name.strip(), rest.strip()
     if not sep or not name or not set(name) <= _TOKEN:
-        raise InvalidInputError("header", f"{name or '(empty)'!r}: expected 'Name: value'")
+        # Without its colon the whole argument is in ``name``: the secret too. Never echoed.
+        raise InvalidInputError(
+            "header", "expected 'Name: value' (a header name, a colon, a value)"
+        )
     check_header(name, rest)
     return name, rest
 
 
 def check_header(name: str, value: str) -> None:
     if not name or not set(name) <= _TOKEN:
-        raise InvalidInputError("credentials", f"{name!r}: not a header name")
+        raise InvalidInputError("credentials", "a name is not a header name (ASCII token)")
     if not value or not all(" " <= c <= "~" or c == "\t" for c in value):
         raise InvalidInputError(
             f"credentials.{name}", "the value must be non-empty printable ASCII on one line"
@@ -176,7 +179,8 @@ async def connect(
     A new connection copies the vendor's settings for what is not given; an update changes only
     what is given (``base_url=""`` goes back to the vendor's default). ``credentials`` replace
     the stored ones as a whole (encrypted with the first
-    key; :class:`ConfigError` when no key is configured); ``None`` keeps them.
+    key; :class:`ConfigError` when no key is configured); ``None`` keeps them, unless the base
+    URL changes: then the stored credentials are dropped with it.
     """
     unknown = set(settings) - set(CONNECTION_SETTINGS)
     if unknown:
@@ -202,6 +206,11 @@ async def connect(
             defaults = {name: getattr(vendor, name) for name in CONNECTION_SETTINGS}
             row = await connections.add(vendor_id=vendor.id, **{**defaults, **values})
         else:
+            moved = "base_url" in values and values["base_url"] != row.base_url
+            if moved and credentials is None and row.credentials is not None:
+                # Credentials follow the address they were given for: pointed elsewhere, they
+                # would be sent to whoever answers there. They must be given again.
+                values["credentials"], values["credential_names"] = None, []
             row = await connections.update(row, **values)
         await session.refresh(row, ["vendor"])
         return ConnectionInfo.of(row)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import timedelta
 
 
@@ -20,3 +21,13 @@ def span(delta: timedelta | float) -> str:
 
 def plural(count: int, noun: str, nouns: str | None = None) -> str:
     return f"{count} {noun if count == 1 else nouns or noun + 's'}"
+
+
+def same_principal(a: str, b: str) -> bool:
+    """Whether two names are one principal for the two-person rule: ``Alice`` and ``alice``,
+    or a fullwidth or compatibility form of it, are the same person, not a second one."""
+    return _principal_key(a) == _principal_key(b)
+
+
+def _principal_key(name: str) -> str:
+    return unicodedata.normalize("NFKC", name).casefold().strip()

@@ -85,7 +85,7 @@ def build_worker(
     actions = ActionActivities(sessions, build_executors(http), metrics, links)
     controls = ControlActivities(sessions, gate, EscalateExecutor(http))
     switches = KillSwitchActivities(sessions, client, signer)
-    principals = PrincipalActivities(signer)
+    principals = PrincipalActivities(sessions, signer)
     return Worker(
         client,
         task_queue=task_queue,

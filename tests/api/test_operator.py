@@ -315,6 +315,18 @@ async def test_vendor_connections_through_the_api(stack: Stack, http: httpx.Asyn
     assert row.credentials is not None
     assert b"sk-api-secret-1" not in row.credentials
     assert stack.credentials.decrypt(row.credentials) == {"Authorization": "Bearer sk-api-secret-1"}
+    # Where the credentials go is the deployment's choice, not a key's.
+    moved = await http.put(put, json={"base_url": "https://attacker.example"},
+                           headers=auth(keys.admin))  # fmt: skip
+    assert moved.status_code == 400
+    assert moved.json()["message"].startswith("base_url:")
+    assert (await _connection(stack, tenant, name)).base_url is None
+    # A body that does not validate is refused naming the field, never echoing the value.
+    typo = await http.put(put, json={"credential": {"Authorization": "Bearer sk-typo-2"}},
+                          headers=auth(keys.admin))  # fmt: skip
+    assert typo.status_code == 422
+    assert typo.json()["message"].startswith("credential:")
+    assert "sk-typo-2" not in typo.text
 
     path = f"/v1/vendors/{name}/force-open"
     # The foreign operator's tenant has no connection to this vendor: nothing to address.

@@ -65,6 +65,12 @@ async def test_only_the_tenants_admin_manages_its_keys(
     assert stolen.status_code == 404
     assert await _key_states(committed_sessions, tenant_id) == states
 
+    # A name that would pass for the Temporal door's typed names, or a key without a name.
+    for reserved in ("temporal:ops", "Key:abc"):
+        named = await http.post("/v1/keys", json={"role": "operator", "name": reserved},
+                                headers=auth(keys["admin"]))  # fmt: skip
+        assert named.status_code == 400, named.text
+        assert named.json()["message"].startswith("name:")
     made = await http.post("/v1/keys", json={"role": "operator", "name": "dana"},
                            headers=auth(keys["admin"]))  # fmt: skip
     assert made.status_code == 201, made.text

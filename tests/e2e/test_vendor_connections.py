@@ -26,13 +26,14 @@ from awfdrs.enums import ActionType, CircuitState, IncidentStatus, Phase, Reques
 from awfdrs.errors import ConfigError
 from awfdrs.remediation.credentials import CredentialCipher, new_key
 from awfdrs.vendor_connections import (
+    connect,
     force_connection_open,
     force_vendor_open,
     release_connection,
     release_vendor,
     rotate_credentials,
 )
-from tests.support.factories import TenantRef
+from tests.support.factories import TenantRef, admin_sessions
 from tests.support.pipeline import Stack, eventually, retryable
 from tests.support.processes import CREDENTIALS_KEY
 
@@ -297,7 +298,7 @@ async def test_a_tenants_stop_is_its_own_and_a_deployment_stop_is_everyones(
     await stack.wait_status(a, a_incident, IncidentStatus.RESOLVED, within=30)
     assert len(calls_of(accounts, "Bearer tenant-a")) == 1
 
-    await force_vendor_open(stack.sessions, name, by="deploy-admin", reason="vendor outage")
+    await force_vendor_open(admin_sessions(), name, by="deploy-admin", reason="vendor outage")
     try:
         later = [
             await stack.client.ingest(t.id, [retryable(t, f"{t.name}-2", name, "timeout_2")])
@@ -314,8 +315,31 @@ async def test_a_tenants_stop_is_its_own_and_a_deployment_stop_is_everyones(
         await asyncio.sleep(1)
         assert len(accounts.requests) == 2  # the two calls from before the stop, no more
     finally:
-        await release_vendor(stack.sessions, name)
+        await release_vendor(admin_sessions(), name)
     for tenant, summary in zip((a, b), later, strict=True):
         [incident_id] = {c.incident_id for c in summary.incidents}
         await stack.wait_status(tenant, incident_id, IncidentStatus.RESOLVED, within=30)
     assert len(accounts.requests) == 4
+
+
+async def test_credentials_do_not_follow_a_connection_to_another_address(stack: Stack) -> None:
+    """Pointed at another host, a connection's credentials are dropped: they must be given
+    again for the new address, never sent to whoever answers there."""
+    tenant = await stack.tenant()
+    name = await stack.vendor(connect=False)
+    cipher = CredentialCipher(CREDENTIALS_KEY)
+    await connect(stack.sessions, tenant.id, name, cipher=cipher,
+                  credentials={"Authorization": "Bearer sk-keep-1"})  # fmt: skip
+    kept = await connect(stack.sessions, tenant.id, name, cipher=cipher, rate_limit_per_minute=9)
+    assert kept.credentials == {"Authorization": "***"}
+    moved = await connect(
+        stack.sessions, tenant.id, name, cipher=cipher, base_url="https://elsewhere.example"
+    )
+    assert moved.credentials == {}
+    async with tenant_session(stack.sessions, tenant.id) as session:
+        vendor = await VendorRepository(session).find_by_name(name)
+        assert vendor is not None
+        row = await VendorConnectionRepository(session, tenant_id=tenant.id).get_for_vendor(
+            vendor.id
+        )
+        assert row.credentials is None

@@ -109,6 +109,7 @@ from awfdrs.db.models import (
     Incident,
     KillSwitch,
     RemediationRequest,
+    SpentCredential,
     Tenant,
     VendorCall,
     VendorConnection,
@@ -127,6 +128,7 @@ from awfdrs.db.repositories import (
     Notice,
     OutboxRepository,
     RequestRepository,
+    SpentCredentialRepository,
     TenantDirectory,
     TenantRepository,
     VendorCallRepository,
@@ -183,6 +185,7 @@ TABLES = (
     "outbox",
     "audit_log",
     "audit_heads",
+    "spent_credentials",
 )
 # The application role may not even read the outbox (only ingest's INSERT is granted).
 READABLE = tuple(t for t in TABLES if t != "outbox")
@@ -238,6 +241,8 @@ class World:
     connection: uuid.UUID
     call: uuid.UUID
     call_at: datetime
+    spent: uuid.UUID
+    spent_jti: str
 
     @property
     def ids(self) -> set[uuid.UUID]:
@@ -253,6 +258,7 @@ class World:
             self.request,
             self.connection,
             self.call,
+            self.spent,
         }
 
     @property
@@ -266,6 +272,7 @@ class World:
             self.correlation_id,
             self.key_prefix,
             self.audit_head,
+            self.spent_jti,
         }
 
 
@@ -395,15 +402,28 @@ async def world(
         credentials={"Authorization": f"Bearer {key}"},
     )  # fmt: skip
     call_at = datetime.now(UTC)
+    spent_jti = f"jti-{key}"
     async with tenant_session(committed_sessions, a.id) as session:
         call = await VendorCallRepository(session, tenant_id=a.id).add(
             vendor_id=vendor.id, called_at=call_at
         )
+        # A credential A's operator spent (valid for another hour).
+        await SpentCredentialRepository(session, tenant_id=a.id).spend(
+            jti=spent_jti, use_key=f"use-{key}", command="release", principal="alice",
+            expires_at=call_at + timedelta(hours=1),
+        )  # fmt: skip
+    async with owner_engine.connect() as connection:
+        spent = (
+            await connection.execute(
+                text("SELECT id FROM spent_credentials WHERE jti = :j"), {"j": spent_jti}
+            )
+        ).scalar_one()
     yield World(
         a, b, c, c_incident, incident, decision.id, action.id, switch.id, episode.id, event.id,
         request.id, key, signature, request.idempotency_key, request.request_hash,
         failed.correlation_ids[0], queue, api_key.id, api_key.prefix,
-        await _audit_head(a, owner_engine), vendor.id, connected.id, call.id, call_at,
+        await _audit_head(a, owner_engine), vendor.id, connected.id, call.id, call_at, spent,
+        spent_jti,
     )  # fmt: skip
     # The outbox is shared by every test of the run (its depth is a metric): leave it empty.
     async with owner_engine.begin() as connection:
@@ -726,6 +746,25 @@ PROBES: dict[type, dict[str, Probe]] = {
         "list_all": lambda r, s, w: r.list_all(),
         "find_by_prefix": lambda r, s, w: r.find_by_prefix(w.key_prefix),
     },
+    SpentCredentialRepository: {
+        **common(
+            SpentCredential,
+            lambda w: w.spent,
+            jti="stolen",
+            use_key="u",
+            command="release",
+            principal="mallory",
+            expires_at=datetime.now(UTC) + timedelta(hours=1),
+        ),
+        # B spending the jti A spent: B's own row (its tenant's namespace), A's untouched.
+        "spend": lambda r, s, w: r.spend(
+            jti=w.spent_jti,
+            use_key="mallory",
+            command="release",
+            principal="mallory",
+            expires_at=datetime.now(UTC) + timedelta(hours=1),
+        ),
+    },
     AuditRepository: {
         "list": lambda r, s, w: r.list(limit=1000),
         "head": lambda r, s, w: r.head(),
@@ -1019,7 +1058,7 @@ async def activities(
             "actions": ActionActivities(committed_sessions, build_executors(http)),
             "controls": ControlActivities(committed_sessions, gate, EscalateExecutor(http)),
             "switches": KillSwitchActivities(committed_sessions, temporal_env.client, SIGNER),
-            "principals": PrincipalActivities(SIGNER),
+            "principals": PrincipalActivities(committed_sessions, SIGNER),
         }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Sequence
 
@@ -12,7 +13,7 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
-from awfdrs.activities.principals import REFUSED, verify_or_refuse
+from awfdrs.activities.principals import REFUSED, spend_or_refuse, verify_or_refuse
 from awfdrs.constants import incident_workflow_id
 from awfdrs.contracts import (
     ActivateCommand,
@@ -28,6 +29,7 @@ from awfdrs.db.models import KillSwitch
 from awfdrs.db.repositories import (
     IncidentRepository,
     KillSwitchRepository,
+    SpentCredentialRepository,
     TenantRepository,
     WorkflowRepository,
 )
@@ -41,6 +43,9 @@ from awfdrs.signing import (
     Scope,
     kill_switch_subject,
 )
+from awfdrs.words import same_principal
+
+log = logging.getLogger("awfdrs.activities.kill_switches")
 
 
 def info(switch: KillSwitch) -> KillSwitchInfo:
@@ -66,22 +71,35 @@ class KillSwitchActivities:
         self._client = client
         self._signer = signer
 
-    def _activator(self, command: ActivateCommand) -> str:
+    async def _activator(self, session: AsyncSession, command: ActivateCommand) -> str:
         """Who activates: the verified principal, or the name given at the Temporal door.
 
-        Anyone who can signal the workflow may stop automation, so an activation without a
-        credential is accepted, but its name is only what was typed: it is recorded as
-        ``temporal:<name>`` and is nobody's principal for the two-person rule.
+        Anyone who can signal the workflow may stop automation, so a stop is never refused over
+        its credential: without one, or with one that does not verify or was already spent
+        (expired while the worker was down, copied from the history), the name is only what
+        was typed: it is recorded as ``temporal:<name>``, nobody's principal for the
+        two-person rule. A valid credential is spent on this request, in its transaction.
         """
         activation = command.activation
+        typed = f"temporal:{activation.activated_by}"[:255]
         if activation.credential is None or self._signer is None:
-            return f"temporal:{activation.activated_by}"[:255]
+            return typed
         subject = kill_switch_subject(None, activation.workflow_id)
-        scope = Scope(command.tenant_id, ACTIVATE, subject)
         try:
-            return self._signer.verify(activation.credential, scope)
+            verified = self._signer.verify(
+                activation.credential, Scope(command.tenant_id, ACTIVATE, subject)
+            )
         except CommandRefused as error:
-            raise ApplicationError(str(error), type=REFUSED, non_retryable=True) from None
+            log.warning("kill switch activation: credential not accepted (%s)", error)
+            return typed
+        spent = await SpentCredentialRepository(session, tenant_id=command.tenant_id).spend(
+            jti=verified.jti,
+            use_key=f"kill-switch/{activation.request_id}",
+            command=ACTIVATE,
+            principal=verified.principal,
+            expires_at=verified.expires_at,
+        )
+        return verified.principal if spent else typed
 
     @activity.defn(name="activate_kill_switch")
     async def activate(self, command: ActivateCommand) -> SwitchesChanged:
@@ -108,7 +126,7 @@ class KillSwitchActivities:
                 switch_id=command.switch_id,
                 workflow_id=activation.workflow_id,
                 reason=activation.reason,
-                activated_by=self._activator(command),
+                activated_by=await self._activator(session, command),
                 expires_at=command.expires_at,
             )
             active = [info(s) for s in await switches.list_active()]
@@ -123,7 +141,7 @@ class KillSwitchActivities:
         who activated any of the switches it would release.
         """
         release = command.release
-        actor = verify_or_refuse(
+        verified = verify_or_refuse(
             self._signer,
             CredentialCheck(
                 tenant_id=command.tenant_id,
@@ -136,6 +154,9 @@ class KillSwitchActivities:
             switches = KillSwitchRepository(session, tenant_id=command.tenant_id)
             # Serialise with activations, so the switches checked are the switches released.
             await switches.lock_for_activation()
+            actor = verified.principal
+            use_key = f"kill-switch/{release.request_id}"
+            await spend_or_refuse(session, command.tenant_id, verified, RELEASE, use_key)
             tenant = await TenantRepository(session, tenant_id=command.tenant_id).current()
             rules = TenantSettings.model_validate(tenant.settings)
             if rules.two_person_rule:
@@ -144,7 +165,7 @@ class KillSwitchActivities:
                     for s in await switches.list_releasable(
                         switch_id=release.switch_id, workflow_id=release.workflow_id
                     )
-                    if s.activated_by == actor
+                    if same_principal(s.activated_by, actor)
                 ]
                 if own:
                     raise ApplicationError(

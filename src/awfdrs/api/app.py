@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -135,6 +136,18 @@ def create_app(
             status_code=error.status,
             headers=error.headers,
             media_type=JSON,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_body(request: Request, error: RequestValidationError) -> Response:
+        # FastAPI's default echoes each offending ``input``: a credential sent under a wrong
+        # name, or too long, would come back in the answer (and in a proxy's logs). The field
+        # and the reason, never the value.
+        first = error.errors()[0] if error.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
+        message = f"{where}: {first.get('msg', 'invalid')}"
+        return Response(
+            json.dumps({"error": "invalid", "message": message}), status_code=422, media_type=JSON
         )
 
     @app.exception_handler(StarletteHTTPException)

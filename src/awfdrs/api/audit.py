@@ -48,7 +48,7 @@ async def record_command(
     principal: Principal,
     command: str,
     subject: tuple[str, Any] | None,
-    body: BaseModel | None,
+    body: BaseModel | dict[str, Any] | None,
 ) -> None:
     """Append ``operator.command`` (actor: the key's name) once a command has succeeded.
 
@@ -62,7 +62,7 @@ async def record_command(
                 principal.actor,
                 command,
                 subject,
-                body.model_dump(mode="json") if body is not None else None,
+                body.model_dump(mode="json") if isinstance(body, BaseModel) else body,
             )
     except Exception:
         log.exception("operator command %s by %s not recorded in the audit", command,

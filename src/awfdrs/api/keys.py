@@ -46,6 +46,9 @@ ACT_ROLES = frozenset({Role.OPERATOR, Role.ADMIN})
 ACTING_ROLES = ACT_ROLES
 
 
+RESERVED_PREFIXES = ("temporal:", "key:")
+
+
 def default_name(role: Role, prefix: str) -> str:
     """A key created without a name: an acting key's name is the actor recorded on every
     decision it makes, so it falls back to something that identifies the key, not its role."""
@@ -133,6 +136,10 @@ async def create_key(
 
     if len(name) > MAX_NAME or "\x00" in name:
         raise InvalidInputError("name", f"at most {MAX_NAME} characters, no NUL")
+    if name.strip().casefold().startswith(RESERVED_PREFIXES):
+        # temporal:<name> marks a name typed at the Temporal door, key:<prefix> a key with no
+        # name: a key named so could pass for either.
+        raise InvalidInputError("name", "must not start with temporal: or key:")
     prefix = secrets.token_hex(6)
     key = f"awfdrs_{prefix}_{secrets.token_urlsafe(32)}"
     assert split_key(key) == prefix

@@ -25,7 +25,6 @@ from pydantic import ValidationError
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from awfdrs.api.audit import record_command
 from awfdrs.api.auth import Principal, require_actor, require_reader
 from awfdrs.api.edge import authenticated, edge_of, respond, temporal_of, workflow_names
 from awfdrs.api.errors import ApiError, ErrorBody, database_unavailable, unavailable
@@ -321,9 +320,9 @@ async def _answer(
     async def act() -> IncidentSnapshot:
         await _own_incident(request, principal, incident_id)
         client = await _client(request)
-        snapshot = await _incident_command(name)(client, incident_id, principal, body)
-        await record_command(request, principal, name, ("incident", incident_id), body)
-        return snapshot
+        # Recorded in the audit chain by the worker, with the principal its credential names,
+        # when it verifies and spends the credential (whatever door the command came through).
+        return await _incident_command(name)(client, incident_id, principal, body)
 
     return respond(await _second_principal(request, principal, act()))
 

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from awfdrs.admin import update_tenant_settings
+from awfdrs.api.audit import record_command
 from awfdrs.api.auth import Principal, require_reader
 from awfdrs.api.edge import authenticated, edge_of, respond
 from awfdrs.api.errors import ApiError
@@ -120,6 +121,7 @@ async def post_key(request: Request, principal: TenantAdmin, body: NewKey) -> Re
             name=body.name,
             expires_in=expires,
         )
+        await record_command(request, principal, "key.create", ("api_key", info.id), body)
         return CreatedKey.model_validate({**KeyView.of(info).model_dump(), "key": key})
 
     return respond(await _guarded(made()), 201)
@@ -137,7 +139,9 @@ async def revoke(request: Request, principal: TenantAdmin, key_id: uuid.UUID) ->
         mine = {k.id for k in await list_keys(sessions, principal.tenant_id)}
         if key_id not in mine:  # another tenant's key is as unknown as a missing one
             raise ApiError(404, "not_found", f"key {key_id} not found")
-        return KeyView.of(await revoke_key(sessions, str(key_id)))
+        revoked = KeyView.of(await revoke_key(sessions, str(key_id)))
+        await record_command(request, principal, "key.revoke", ("api_key", key_id), None)
+        return revoked
 
     return respond(await _guarded(revoked()))
 
@@ -172,6 +176,10 @@ async def patch_settings(
 
     async def changed() -> dict[str, Any]:
         info = await update_tenant_settings(edge_of(request).sessions, principal.tenant_id, changes)
+        recorded = {k: MASK if k in SECRET_SETTINGS else v for k, v in changes.items()}
+        await record_command(
+            request, principal, "settings.change", ("tenant", principal.tenant_id), recorded
+        )
         return _masked(info.settings)
 
     return JSONResponse(await _guarded(changed()))

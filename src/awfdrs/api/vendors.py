@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 
+from awfdrs.api.audit import record_command
 from awfdrs.api.auth import Principal
 from awfdrs.api.edge import authenticated, edge_of, respond
 from awfdrs.api.errors import ApiError
@@ -145,6 +146,7 @@ async def force_open(
             by=principal.actor,
             reason=body.reason,
         )
+        await record_command(request, principal, "connection.force_open", ("vendor", name), body)
         return ConnectionView.of(info)
 
     return respond(await _guarded(act()))
@@ -161,6 +163,7 @@ async def release_vendor(request: Request, principal: Actor, name: VendorName) -
 
     async def act() -> ConnectionView:
         info = await release_connection(edge_of(request).sessions, principal.tenant_id, name)
+        await record_command(request, principal, "connection.release", ("vendor", name), None)
         return ConnectionView.of(info)
 
     return respond(await _guarded(act()))
@@ -180,6 +183,16 @@ async def put_connection(
 
     edge = edge_of(request)
     settings: dict[str, Any] = body.model_dump(exclude={"base_url", "credentials"})
+    if body.base_url is not None:
+        # Where a tenant's credentials and requests go is the deployment's decision: a key
+        # could otherwise send them, or the worker's network position, anywhere.
+        raise ApiError(
+            400,
+            "invalid",
+            "base_url: a connection's address is set by the deployment administrator "
+            "(awfdrs vendors connect --base-url); an admin key changes its credentials and "
+            "limits",
+        )
 
     async def act() -> ConnectionView:
         try:
@@ -196,6 +209,8 @@ async def put_connection(
             raise ApiError(503, "not_configured", str(error)) from None
         except InvalidInputError:
             raise
+        recorded = {**settings, "credential_names": sorted(body.credentials or {})}
+        await record_command(request, principal, "connection.change", ("vendor", name), recorded)
         return ConnectionView.of(info)
 
     return respond(await _guarded(act()))

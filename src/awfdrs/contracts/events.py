@@ -9,6 +9,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
+from urllib.parse import parse_qsl
 
 from pydantic import (
     AwareDatetime,
@@ -158,15 +159,43 @@ CREDENTIAL_WORDS = (
     "jwt",
     "csrf",
     "hmac",
+    "passphrase",
+    "private",
+    "access",
+    "nonce",
+    "ticket",
+    "login",
+    "forwarded",
+    "remote",
+    "security",
+    "vault",
 )
+# Short words that name a credential only as a whole part of the name (X-Pin, X-Api-Pwd), not
+# inside another word (X-Shipping-Method).
+CREDENTIAL_PARTS = frozenset(
+    {"pass", "pwd", "pw", "otp", "pin", "sign", "sid", "cred", "cert", "code", "user", "sig"}
+)
+# Header names are HTTP tokens; ASCII only, so a lookalike letter cannot slip a credential's
+# name past the words above.
+HEADER_NAME = re.compile(r"[A-Za-z0-9_-]+")
+# Query parameters that carry credentials without any of the words above in their name.
+CREDENTIAL_PARAMETERS = frozenset({"apikey", "key"})
 CREDENTIAL_REFUSAL = "credential headers are not accepted in events; configure a vendor connection"
 
 
+def credential_like(name: str) -> bool:
+    lower = name.lower()
+    parts = set(re.split(r"[-_.]", lower))
+    return any(word in lower for word in CREDENTIAL_WORDS) or bool(parts & CREDENTIAL_PARTS)
+
+
 def retry_header_allowed(name: str) -> bool:
+    if not HEADER_NAME.fullmatch(name):
+        return False
     lower = name.lower()
     if lower in ALLOWED_RETRY_HEADERS:
         return True
-    return lower.startswith("x-") and not any(word in lower for word in CREDENTIAL_WORDS)
+    return lower.startswith("x-") and not credential_like(lower)
 
 
 class RetrySpec(BaseModel):
@@ -197,6 +226,13 @@ class RetrySpec(BaseModel):
             raise ValueError("must be a path starting with a single '/'")
         if not value.isprintable():
             raise ValueError("must not contain control characters")
+        _, _, query = value.partition("?")
+        for name, _ in parse_qsl(query.partition("#")[0], keep_blank_values=True):
+            if credential_like(name) or name.lower() in CREDENTIAL_PARAMETERS:
+                raise ValueError(
+                    f"query parameter {name!r} looks like a credential: credentials are not "
+                    "accepted in events; configure a vendor connection"
+                )
         return value
 
     @field_validator("headers")
@@ -211,10 +247,10 @@ class RetrySpec(BaseModel):
             seen.add(name.lower())
             if name.lower() in FORBIDDEN_RETRY_HEADERS:
                 raise ValueError(f"{name}: set by awfdrs, not by the event")
-            if not all(c.isalnum() or c in "-_" for c in name):
-                raise ValueError(f"{name!r}: not a header name")
+            if not HEADER_NAME.fullmatch(name):
+                raise ValueError(f"{name!r}: not a header name (ASCII letters, digits, - and _)")
             if not retry_header_allowed(name):
-                if any(word in name.lower() for word in CREDENTIAL_WORDS):
+                if credential_like(name):
                     # A leading dot: the reason names the header as a field of its own.
                     raise ValueError(f".{name}: {CREDENTIAL_REFUSAL}")
                 raise ValueError(

@@ -32,7 +32,7 @@ from awfdrs.lifecycle.state import (
     Transition,
     VerificationResult,
 )
-from awfdrs.words import span
+from awfdrs.words import same_principal, span
 
 POLICY_MODEL = "awfdrs-policy/1"
 OPERATOR_MODEL = "operator"
@@ -376,7 +376,9 @@ def needs_second_approver(state: IncidentState, params: IncidentParams) -> bool:
 def second_approver_check(state: IncidentState, actor: str) -> str | None:
     """Why ``actor`` may not approve now: they already gave the first of two approvals."""
     plan = state.plan
-    if plan is None or plan.first_approver != actor:
+    if plan is None or plan.first_approver is None:
+        return None
+    if not same_principal(plan.first_approver, actor):
         return None
     return (
         f"{actor} already approved plan {plan.plan_id} and it is not reversible: the two-person "

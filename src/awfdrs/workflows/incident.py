@@ -173,7 +173,15 @@ class IncidentWorkflow:
             # Approving resumes automation: the worker verifies who asks (the credential the
             # API signed), and the two-person rule holds a plan that is not reversible for a
             # second principal. Histories from before this run on as they were recorded.
-            actor = await self._verified(APPROVE, command.credential, command.plan_id)
+            first = self._state.plan.first_approver if self._state.plan else None
+            actor = await self._verified(
+                APPROVE,
+                command.credential,
+                command.plan_id,
+                {"plan_id": command.plan_id, "reason": command.reason},
+                refuse_principal=first,
+                refusal=machine.second_approver_check(self._state, first) if first else None,
+            )
             self._refuse_now(machine.approval_check(self._state, command.plan_id))
             self._refuse_now(machine.second_approver_check(self._state, actor))
             command = command.model_copy(update={"actor": actor, "credential": None})
@@ -189,7 +197,8 @@ class IncidentWorkflow:
     )
     async def reject(self, command: OperatorCommand) -> IncidentSnapshot:
         if workflow.patched(VERIFIED_STOPS):
-            actor = await self._stopper(command.actor, command.credential, REJECT, command.plan_id)
+            args = {"plan_id": command.plan_id, "reason": command.reason}
+            actor = await self._stopper(command, REJECT, args, command.plan_id)
             self._refuse_now(machine.approval_check(self._state, command.plan_id))
             command = command.model_copy(update={"actor": actor, "credential": None})
         return await self._answer(False, command)
@@ -205,7 +214,7 @@ class IncidentWorkflow:
     @workflow.update(description="Close the incident as RESOLVED. {actor, reason} both required.")
     async def resolve(self, command: CloseCommand) -> IncidentSnapshot:
         if workflow.patched(VERIFIED_STOPS):
-            actor = await self._stopper(command.actor, command.credential, RESOLVE)
+            actor = await self._stopper(command, RESOLVE, {"reason": command.reason})
             self._refuse_now(machine.close_check(self._state))
             command = command.model_copy(update={"actor": actor, "credential": None})
         return await self._close_now(IncidentStatus.RESOLVED, command)
@@ -213,7 +222,7 @@ class IncidentWorkflow:
     @workflow.update(description="Close the incident as IGNORED. {actor, reason} both required.")
     async def ignore(self, command: CloseCommand) -> IncidentSnapshot:
         if workflow.patched(VERIFIED_STOPS):
-            actor = await self._stopper(command.actor, command.credential, IGNORE)
+            actor = await self._stopper(command, IGNORE, {"reason": command.reason})
             self._refuse_now(machine.close_check(self._state))
             command = command.model_copy(update={"actor": actor, "credential": None})
         return await self._close_now(IncidentStatus.IGNORED, command)
@@ -238,17 +247,38 @@ class IncidentWorkflow:
             )
 
     async def _stopper(
-        self, named: str, credential: str | None, name: str, plan_id: str | None = None
+        self,
+        command: OperatorCommand | CloseCommand,
+        name: str,
+        args: dict[str, Any],
+        plan_id: str | None = None,
     ) -> str:
-        """Who stops: anyone with access to the namespace may (reject, resolve, ignore), but
-        without a credential the name is only what was typed, recorded as ``temporal:<name>``;
-        with one, the principal it names once the worker has verified it."""
-        if credential is None:
-            return f"temporal:{named}"[:255]
-        return await self._verified(name, credential, plan_id)
+        """Who stops: anyone with access to the namespace may (reject, resolve, ignore). The
+        principal a credential names, once the worker has verified and spent it; without one,
+        or with one that does not verify (expired while the worker was down, copied, forged),
+        the stop still happens and the name is recorded as typed: ``temporal:<name>``."""
+        typed = f"temporal:{command.actor}"[:255]
+        if command.credential is None:
+            return typed
+        try:
+            return await self._verified(name, command.credential, plan_id, args)
+        except ApplicationError as refusal:
+            workflow.logger.warning("%s: credential not accepted (%s)", name, refusal.message)
+            return typed
 
-    async def _verified(self, name: str, credential: str | None, plan_id: str | None) -> str:
-        """The principal the command's credential names, checked by the worker."""
+    async def _verified(
+        self,
+        name: str,
+        credential: str | None,
+        plan_id: str | None,
+        args: dict[str, Any],
+        *,
+        refuse_principal: str | None = None,
+        refusal: str | None = None,
+    ) -> str:
+        """The principal the command's credential names, verified and spent by the worker
+        (on this update: a token copied from the history is worth nothing afterwards)."""
+        update = workflow.current_update_info()
         try:
             return await workflow.execute_local_activity_method(
                 PrincipalActivities.verify,
@@ -258,6 +288,10 @@ class IncidentWorkflow:
                     subject=str(self._in.incident_id),
                     plan_id=plan_id,
                     credential=credential,
+                    use_key=f"{workflow.info().workflow_id}/{update.id if update else name}",
+                    args=args,
+                    refuse_principal=refuse_principal,
+                    refusal=refusal,
                 ),
                 start_to_close_timeout=LOCAL_TIMEOUT,
                 schedule_to_close_timeout=LOCAL_BUDGET,

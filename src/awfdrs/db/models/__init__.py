@@ -11,6 +11,7 @@ from awfdrs.db.models.incidents import Incident
 from awfdrs.db.models.kill_switches import KillSwitch
 from awfdrs.db.models.outbox import OutboxEntry
 from awfdrs.db.models.remediation_requests import RemediationRequest, RequestKey
+from awfdrs.db.models.spent_credentials import SpentCredential
 from awfdrs.db.models.tenants import Tenant
 from awfdrs.db.models.vendor_calls import VendorCall
 from awfdrs.db.models.vendors import Vendor, VendorConnection
@@ -32,6 +33,7 @@ __all__ = [
     "OutboxEntry",
     "RemediationRequest",
     "RequestKey",
+    "SpentCredential",
     "Tenant",
     "Vendor",
     "VendorCall",

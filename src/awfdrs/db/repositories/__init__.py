@@ -15,6 +15,7 @@ from awfdrs.db.repositories.kill_switches import KillSwitchRepository
 from awfdrs.db.repositories.metrics import MetricsRepository
 from awfdrs.db.repositories.outbox import Claimed, Notice, OutboxQueue, OutboxRepository
 from awfdrs.db.repositories.requests import RequestRepository
+from awfdrs.db.repositories.spent_credentials import SpentCredentialRepository
 from awfdrs.db.repositories.tenants import TenantDirectory, TenantRepository
 from awfdrs.db.repositories.vendor_calls import VendorCallRepository
 from awfdrs.db.repositories.vendor_connections import VendorConnectionRepository
@@ -40,6 +41,7 @@ __all__ = [
     "OutboxQueue",
     "OutboxRepository",
     "RequestRepository",
+    "SpentCredentialRepository",
     "TenantDirectory",
     "TenantRepository",
     "VendorCallRepository",
