@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
@@ -65,6 +65,7 @@ from awfdrs.signing import (
 )
 
 RawEvent = EventIn | Mapping[str, Any]
+T = TypeVar("T")
 
 # How long an update waits for an incident's workflow that the outbox has not started yet.
 START_GRACE_SECONDS = 15.0
@@ -259,9 +260,7 @@ class AwfdrsClient:
         reason: str,
         tenant_id: uuid.UUID | None = None,
     ) -> IncidentSnapshot:
-        credential = await self._credential(incident_id, tenant_id, RESOLVE, actor)
-        command = CloseCommand(actor=actor, reason=reason, credential=credential)
-        return await self._update(incident_id, "resolve", command)
+        return await self._close(incident_id, RESOLVE, actor, reason, tenant_id)
 
     async def ignore(
         self,
@@ -271,9 +270,19 @@ class AwfdrsClient:
         reason: str,
         tenant_id: uuid.UUID | None = None,
     ) -> IncidentSnapshot:
-        credential = await self._credential(incident_id, tenant_id, IGNORE, actor)
+        return await self._close(incident_id, IGNORE, actor, reason, tenant_id)
+
+    async def _close(
+        self,
+        incident_id: uuid.UUID,
+        name: str,
+        actor: str,
+        reason: str,
+        tenant_id: uuid.UUID | None,
+    ) -> IncidentSnapshot:
+        credential = await self._credential(incident_id, tenant_id, name, actor)
         command = CloseCommand(actor=actor, reason=reason, credential=credential)
-        return await self._update(incident_id, "ignore", command)
+        return await self._update(incident_id, name, command)
 
     async def _credential(
         self,
@@ -293,17 +302,7 @@ class AwfdrsClient:
     async def _tenant_of(self, incident_id: uuid.UUID) -> uuid.UUID:
         """The incident's tenant, from its workflow (waiting, like an update, for one the
         outbox has not started yet)."""
-        delay, deadline = 0.05, asyncio.get_running_loop().time() + START_GRACE_SECONDS
-        while True:
-            try:
-                return (await self.snapshot(incident_id)).tenant_id
-            except RPCError as error:
-                if error.status is not RPCStatusCode.NOT_FOUND:
-                    raise
-                if asyncio.get_running_loop().time() + delay > deadline:
-                    raise
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 1.0)
+        return (await _once_started(lambda: self.snapshot(incident_id))).tenant_id
 
     # --- kill switches ------------------------------------------------------------------
 
@@ -401,19 +400,24 @@ class AwfdrsClient:
     async def _update(
         self, incident_id: uuid.UUID, name: str, command: OperatorCommand | CloseCommand
     ) -> IncidentSnapshot:
-        # An incident is committed before the dispatcher starts its workflow (the outbox), so
-        # an operator acting on one just created can find no workflow yet for a moment.
-        delay, deadline = 0.05, asyncio.get_running_loop().time() + START_GRACE_SECONDS
-        while True:
-            try:
-                snapshot: IncidentSnapshot = await self.incident(incident_id).execute_update(
-                    name, command, result_type=IncidentSnapshot
-                )
-                return snapshot
-            except RPCError as error:
-                if error.status is not RPCStatusCode.NOT_FOUND:
-                    raise
-                if asyncio.get_running_loop().time() + delay > deadline:
-                    raise
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 1.0)
+        handle = self.incident(incident_id)
+        return await _once_started(
+            lambda: handle.execute_update(name, command, result_type=IncidentSnapshot)
+        )
+
+
+async def _once_started(call: Callable[[], Awaitable[T]]) -> T:
+    """``call``, again while its incident's workflow is not found, for a few seconds: an
+    incident is committed before the dispatcher starts its workflow (the outbox), so an
+    operator acting on one just created can find no workflow yet for a moment."""
+    delay, deadline = 0.05, asyncio.get_running_loop().time() + START_GRACE_SECONDS
+    while True:
+        try:
+            return await call()
+        except RPCError as error:
+            if error.status is not RPCStatusCode.NOT_FOUND:
+                raise
+            if asyncio.get_running_loop().time() + delay > deadline:
+                raise
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 1.0)
