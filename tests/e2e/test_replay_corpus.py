@@ -25,6 +25,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
+from awfdrs.client import AwfdrsClient
 from awfdrs.constants import incident_workflow_id, kill_switch_workflow_id
 from awfdrs.devstack.servers import EscalationReceiver, FlakyVendor, Script
 from awfdrs.enums import IncidentStatus, Phase
@@ -33,10 +34,13 @@ from awfdrs.workflows.incident import IncidentWorkflow
 from awfdrs.workflows.ingest import IngestEventsWorkflow
 from awfdrs.workflows.kill_switch import KillSwitchWorkflow
 from tests.e2e.test_remediation_promises import only_incident, payment
-from tests.support.factories import TenantRef
+from tests.support.factories import TenantRef, admin_sessions
 from tests.support.pipeline import Stack, event
 
 HISTORIES = Path(__file__).parent / "histories"
+# Each release's recordings stay in their own folder while its incidents may still run; a
+# recording goes to the current one.
+CURRENT = HISTORIES / "0.3"
 # One per phase and outcome; a release may add names, never drop them while its incidents
 # may still run.
 EXPECTED = {
@@ -55,6 +59,9 @@ EXPECTED = {
     "ingest-events",
     "kill-switch",
 }
+# What 0.3 (issue 12) added: the two-person rule and a stop at the Temporal door.
+ADDED = {"incident-two-person-approved", "incident-stopped-at-the-temporal-door"}
+RECORDED = sorted(str(p.relative_to(HISTORIES)) for p in HISTORIES.rglob("*.json"))
 RECORD = os.environ.get("AWFDRS_RECORD_HISTORIES") == "1"
 
 
@@ -63,13 +70,15 @@ def _workflows() -> list[type]:
 
 
 async def test_the_corpus_covers_every_phase_and_outcome() -> None:
-    found = {p.stem for p in HISTORIES.glob("*.json")}
-    assert found >= EXPECTED, f"missing: {sorted(EXPECTED - found)}"
+    older = {p.stem for p in (HISTORIES / "0.2").glob("*.json")}
+    assert older >= EXPECTED, f"missing from 0.2: {sorted(EXPECTED - older)}"
+    found = {p.stem for p in CURRENT.glob("*.json")}
+    assert found >= EXPECTED | ADDED, f"missing: {sorted((EXPECTED | ADDED) - found)}"
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED))
+@pytest.mark.parametrize("name", RECORDED)
 async def test_a_recorded_history_replays(name: str) -> None:
-    path = HISTORIES / f"{name}.json"
+    path = HISTORIES / name
     recorded = json.loads(path.read_text())
     history = WorkflowHistory.from_json(recorded["workflow_id"], recorded["history"])
     replayer = Replayer(
@@ -86,8 +95,8 @@ async def test_a_recorded_history_replays(name: str) -> None:
 
 async def _save(name: str, handle: WorkflowHandle[Any, Any]) -> None:
     history = await handle.fetch_history()
-    HISTORIES.mkdir(exist_ok=True)
-    (HISTORIES / f"{name}.json").write_text(
+    CURRENT.mkdir(parents=True, exist_ok=True)
+    (CURRENT / f"{name}.json").write_text(
         json.dumps({"workflow_id": handle.id, "history": json.loads(history.to_json())}, indent=1)
         + "\n"
     )
@@ -131,6 +140,30 @@ async def test_record_the_corpus(
     await stack.client.approve(i, plan_id=held.plan.plan_id, actor="alice", reason="ok")
     await stack.wait_status(tenant, i, IncidentStatus.RESOLVED)
     await save_incident("incident-approved-then-resolved", i)
+
+    # Not reversible: approved by two principals (the two-person rule), then resolved.
+    tenant = await stack.tenant()
+    refund = event(
+        tenant,
+        "c2",
+        error={"code": "gateway_timeout", "vendor": name},
+        retry={"method": "POST", "path": "/v1/refunds", "body": {"n": 2}, "reversible": False},
+    )
+    i = await _incident(stack, tenant, [refund])
+    held = await stack.wait_snapshot(i, lambda s: s.phase is Phase.AWAITING_APPROVAL)
+    assert held.plan is not None
+    await stack.client.approve(i, plan_id=held.plan.plan_id, actor="alice", reason="owed")
+    await stack.client.approve(i, plan_id=held.plan.plan_id, actor="bob", reason="checked")
+    await stack.wait_status(tenant, i, IncidentStatus.RESOLVED)
+    await save_incident("incident-two-person-approved", i)
+
+    # Stopped at the Temporal door: resolved with no credential (temporal:<name>).
+    tenant = await stack.tenant()
+    i = await _incident(stack, tenant, [event(tenant, "c3", error={"code": "card_declined"})])
+    await stack.wait_snapshot(i, lambda s: s.phase is Phase.AWAITING_OPERATOR)
+    bare = AwfdrsClient(stack.client.temporal, stack.client.task_queue)
+    await bare.resolve(i, actor="erin", reason="fixed at the source")
+    await save_incident("incident-stopped-at-the-temporal-door", i)
 
     # Rejected, escalated, resolved by an operator.
     tenant = await stack.tenant(confidence_threshold=0.95)
@@ -192,7 +225,7 @@ async def test_record_the_corpus(
     await save_incident("incident-running-verifying", i)
 
     blocked = await stack.vendor()
-    await force_vendor_open(stack.sessions, blocked, by="ops", reason="maintenance")
+    await force_vendor_open(admin_sessions(), blocked, by="ops", reason="maintenance")
     tenant = await stack.tenant(max_deferral_seconds=3600)
     i = await _incident(stack, tenant, [payment(tenant, "l", blocked, 12)])
     await stack.wait_snapshot(i, lambda s: s.phase is Phase.ACTING)
