@@ -32,7 +32,7 @@ from awfdrs.db.session import tenant_session
 from awfdrs.devstack.servers import EscalationReceiver, FlakyVendor, Script
 from awfdrs.enums import IncidentStatus, Phase, RequestStatus
 from awfdrs.vendor_connections import force_vendor_open, release_vendor
-from tests.support.factories import TenantRef
+from tests.support.factories import TenantRef, admin_sessions
 from tests.support.pipeline import Stack, event, eventually
 
 SLOW_VERIFY = {"verification_window_seconds": 1.0}
@@ -226,7 +226,7 @@ async def test_resolve_answers_while_a_request_waits_for_its_vendor_and_nothing_
 ) -> None:
     tenant = await stack.tenant(max_deferral_seconds=600, action_retry_initial_seconds=0.2)
     name = await stack.vendor()
-    await force_vendor_open(stack.sessions, name, by="bob", reason="maintenance")
+    await force_vendor_open(admin_sessions(), name, by="bob", reason="maintenance")
     await stack.client.ingest(tenant.id, [payment(tenant, "k", name, 1)])
     incident_id = await only_incident(stack, tenant)
     await stack.wait_snapshot(incident_id, lambda s: s.phase is Phase.ACTING)
@@ -236,7 +236,7 @@ async def test_resolve_answers_while_a_request_waits_for_its_vendor_and_nothing_
     closed = await stack.client.resolve(incident_id, actor="alice", reason="replayed by hand")
     assert time.monotonic() - started < 2.0
     assert closed.status is IncidentStatus.RESOLVED
-    await release_vendor(stack.sessions, name)
+    await release_vendor(admin_sessions(), name)
     await asyncio.sleep(3.0)  # longer than the deferral's re-check (5 s max for a forced stop)
     assert vendor.requests == []
     [row] = await requests_of(stack, tenant, incident_id)

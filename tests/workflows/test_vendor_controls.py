@@ -19,7 +19,7 @@ from awfdrs.enums import (
     RequestStatus,
 )
 from awfdrs.vendor_connections import force_vendor_open, release_vendor
-from tests.support.factories import TenantRef
+from tests.support.factories import TenantRef, admin_sessions
 from tests.support.pipeline import Stack, eventually, retryable
 
 PATIENT = {
@@ -98,7 +98,7 @@ async def test_a_forced_open_vendor_receives_nothing_until_released(
 ) -> None:
     tenant = await stack.tenant(**PATIENT)
     name = await stack.vendor()
-    await force_vendor_open(stack.sessions, name, by="alice", reason="vendor incident INC-9")
+    await force_vendor_open(admin_sessions(), name, by="alice", reason="vendor incident INC-9")
     summary = await stack.client.ingest(tenant.id, [retryable(tenant, "k-1", name)])
     [incident_id] = {c.incident_id for c in summary.incidents}
 
@@ -112,7 +112,7 @@ async def test_a_forced_open_vendor_receives_nothing_until_released(
     [request] = await stack.requests(tenant)
     assert request.status is RequestStatus.PENDING
     assert request.attempts == 0
-    await release_vendor(stack.sessions, name)
+    await release_vendor(admin_sessions(), name)
     await stack.wait_status(tenant, incident_id, IncidentStatus.RESOLVED, within=30)
     assert len(vendor.executions()) == 1
 
@@ -122,7 +122,7 @@ async def test_a_deferral_past_the_maximum_escalates(
 ) -> None:
     tenant = await stack.tenant(**{**PATIENT, "max_deferral_seconds": 1})
     name = await stack.vendor()
-    await force_vendor_open(stack.sessions, name, by="bob", reason="down for everyone")
+    await force_vendor_open(admin_sessions(), name, by="bob", reason="down for everyone")
     summary = await stack.client.ingest(tenant.id, [retryable(tenant, "k-1", name)])
     [incident_id] = {c.incident_id for c in summary.incidents}
     await stack.wait_snapshot(incident_id, lambda s: s.phase is Phase.AWAITING_OPERATOR)
