@@ -73,11 +73,14 @@ TRIGGERS = (
         "NEW.status <> 'PENDING'",
         "awfdrs_audit_request",
     ),
+    # Not the requests an operator's close cancels: an hour's outage is thousands of them, and
+    # a row each (appended one at a time at commit) kept the close past its few seconds. The
+    # close's own row counts them.
     (
         "remediation_requests",
         "status",
         "UPDATE OF status",
-        "OLD.status IS DISTINCT FROM NEW.status",
+        "OLD.status IS DISTINCT FROM NEW.status AND NEW.status <> 'CANCELLED'",
         "awfdrs_audit_request",
     ),
     ("actions", "insert", "INSERT", None, "awfdrs_audit_action"),
@@ -271,7 +274,12 @@ TRIGGER_FUNCTIONS = {
             'incident', NEW.id::text,
             jsonb_build_object(
                 'from', OLD.status, 'status', NEW.status, 'resolution', NEW.resolution,
-                'signature', NEW.signature, 'title', NEW.title
+                'signature', NEW.signature, 'title', NEW.title,
+                'cancelled_requests', (
+                    SELECT count(*) FROM remediation_requests r
+                    WHERE r.tenant_id = NEW.tenant_id AND r.incident_id = NEW.id
+                      AND r.status = 'CANCELLED'
+                )
             )
         );
     """,

@@ -71,6 +71,7 @@ class Verified:
     principal: str
     jti: str
     expires_at: datetime
+    expired: bool = False
 
 
 class CommandSigner:
@@ -98,9 +99,11 @@ class CommandSigner:
             claims["plan"] = scope.plan_id
         return jwt.encode(claims, self._key, algorithm=ALGORITHM)
 
-    def verify(self, token: str | None, scope: Scope) -> Verified:
+    def verify(self, token: str | None, scope: Scope, *, allow_expired: bool = False) -> Verified:
         """Who the token was signed for, if it is valid for exactly ``scope``. The caller
-        spends it (``jti``) in the transaction of its effect: a token is good for one use."""
+        spends it (``jti``): a token is good for one use. ``allow_expired``: an expired token
+        comes back with ``expired`` set (the caller accepts it only for the use it was already
+        spent on: an activity retried after its commit)."""
         if not token:
             raise CommandRefused(
                 f"{scope.command} needs a signed credential: send it through the awfdrs API "
@@ -114,7 +117,10 @@ class CommandSigner:
                 algorithms=[ALGORITHM],
                 audience=AUDIENCE,
                 issuer=ISSUER,
-                options={"require": ["exp", "iat", "sub", "aud", "iss", "jti"]},
+                options={
+                    "require": ["exp", "iat", "sub", "aud", "iss", "jti"],
+                    "verify_exp": not allow_expired,
+                },
             )
         except jwt.ExpiredSignatureError:
             raise CommandRefused(f"{scope.command}: the credential has expired") from None
@@ -137,7 +143,8 @@ class CommandSigner:
             raise CommandRefused(f"{scope.command}: the credential names no principal")
         if not isinstance(jti, str) or not 0 < len(jti) <= 64:
             raise CommandRefused(f"{scope.command}: the credential has no valid id (jti)")
-        return Verified(actor, jti, datetime.fromtimestamp(int(claims["exp"]), UTC))
+        expires_at = datetime.fromtimestamp(int(claims["exp"]), UTC)
+        return Verified(actor, jti, expires_at, expired=expires_at <= datetime.now(UTC))
 
 
 def kill_switch_subject(switch_id: uuid.UUID | None, workflow_id: uuid.UUID | None) -> str:

@@ -26,8 +26,8 @@ def plural(count: int, noun: str, nouns: str | None = None) -> str:
 def same_principal(a: str, b: str) -> bool:
     """Whether two names are one principal for the two-person rule: ``Alice`` and ``alice``,
     or a fullwidth or compatibility form of it, are the same person, not a second one."""
-    return _principal_key(a) == _principal_key(b)
+    return principal_key(a) == principal_key(b)
 
 
-def _principal_key(name: str) -> str:
+def principal_key(name: str) -> str:
     return unicodedata.normalize("NFKC", name).casefold().strip()

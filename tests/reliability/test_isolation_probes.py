@@ -756,6 +756,7 @@ PROBES: dict[type, dict[str, Probe]] = {
             principal="mallory",
             expires_at=datetime.now(UTC) + timedelta(hours=1),
         ),
+        "spent_on": lambda r, s, w: r.spent_on(w.spent_jti),
         # B spending the jti A spent: B's own row (its tenant's namespace), A's untouched.
         "spend": lambda r, s, w: r.spend(
             jti=w.spent_jti,

@@ -17,7 +17,7 @@ from temporalio.client import WorkflowUpdateFailedError
 
 from awfdrs.client import AwfdrsClient, KillSwitchRefused
 from awfdrs.constants import kill_switch_workflow_id
-from awfdrs.contracts import CloseCommand
+from awfdrs.contracts import CloseCommand, KillSwitchRequest, KillSwitchSignal
 from awfdrs.db.session import tenant_session
 from awfdrs.devstack.servers import FlakyVendor, Received
 from awfdrs.enums import IncidentStatus, Phase
@@ -231,8 +231,44 @@ async def test_a_release_credential_is_spent_once(stack: Stack) -> None:
     await stack.client.activate_kill_switch(tenant.id, reason="again", activated_by="carol")
     with pytest.raises(KillSwitchRefused, match="already used"):
         await bare.release_kill_switch(tenant.id, released_by="mallory", credential=token)
+    # The very signal copied from the history, request id and all, once the workflow has
+    # forgotten that id (fifty junk requests push it out of the list it keeps).
+    handle = bare.temporal.get_workflow_handle(kill_switch_workflow_id(tenant.id))
+    for n in range(55):
+        await handle.signal("release", KillSwitchSignal(request_id=f"junk-{n}"))
+    replay = KillSwitchSignal(
+        request_id=released.request_id, released_by="mallory", credential=token
+    )
+    await handle.signal("release", replay)
+
+    async def answered() -> KillSwitchRequest | None:
+        for request in (await stack.client.kill_switches(tenant.id)).requests:
+            if request.request_id == released.request_id and request.outcome != "pending":
+                return request
+        return None
+
+    replayed = await eventually(answered, 15, "the replayed release handled")
+    assert replayed.outcome == "refused"
+    assert "already used" in replayed.message
     [still] = (await stack.client.kill_switches(tenant.id)).active
     assert (still.reason, still.activated_by) == ("again", "carol")
+
+
+async def test_a_refused_release_uses_its_credential_up(stack: Stack) -> None:
+    """A release the two-person rule refused cannot be replayed once the rule no longer
+    stands in its way (another switch, activated by someone else)."""
+    tenant = await stack.tenant()
+    bare = AwfdrsClient(stack.client.temporal, stack.client.task_queue)
+    await stack.client.activate_kill_switch(tenant.id, reason="bob's", activated_by="bob")
+    token = SIGNER.sign(Scope(tenant.id, RELEASE, kill_switch_subject(None, None)), "bob")
+    with pytest.raises(KillSwitchRefused, match="two-person rule"):
+        await bare.release_kill_switch(tenant.id, released_by="bob", credential=token)
+    await stack.client.release_kill_switch(tenant.id, released_by="alice")
+    await stack.client.activate_kill_switch(tenant.id, reason="dave's", activated_by="dave")
+    with pytest.raises(KillSwitchRefused, match="already used"):
+        await bare.release_kill_switch(tenant.id, released_by="bob", credential=token)
+    [still] = (await stack.client.kill_switches(tenant.id)).active
+    assert still.activated_by == "dave"
     # An activation's token replayed is a stop all the same, but it names nobody.
     stop = SIGNER.sign(Scope(tenant.id, ACTIVATE, kill_switch_subject(None, None)), "bob")
     await bare.activate_kill_switch(tenant.id, reason="x", activated_by="bob", credential=stop)

@@ -103,7 +103,8 @@ async def test_operators_can_use_the_temporal_cli_for_updates_and_queries(
     )  # fmt: skip
     incident = await stack.incident(tenant, change.incident_id)
     assert incident.status is IncidentStatus.IGNORED
-    assert incident.resolution == "ignored by cli-operator: known test card"
+    # Anyone with the namespace may stop; the name is recorded as typed at the Temporal door.
+    assert incident.resolution == "ignored by temporal:cli-operator: known test card"
 
 
 async def test_the_kill_switch_by_temporal_cli_signal_with_start(
@@ -131,12 +132,26 @@ async def test_the_kill_switch_by_temporal_cli_signal_with_start(
             return None
         return [s.activated_by for s in status.active] or None
 
-    assert await eventually(active, 10, "the switch to be in force") == ["cli-operator"]
+    switched = await eventually(active, 10, "the switch to be in force")
+    assert switched == ["temporal:cli-operator"]
+    # Releasing resumes automation: from the Temporal side, without a credential, refused.
+    request_id = "cli-release-1"
+    release = {"released_by": "cli-operator", "reason": "over", "request_id": request_id}
     await asyncio.to_thread(
         _temporal, "workflow", "signal", "--address", address,
         "--workflow-id", f"kill-switch-{tenant.id}", "--name", "release",
-        "--input", json.dumps({"released_by": "cli-operator", "reason": "over"}),
+        "--input", json.dumps(release),
     )  # fmt: skip
+
+    async def answered() -> str | None:
+        for request in (await stack.client.kill_switches(tenant.id)).requests:
+            if request.request_id == request_id and request.outcome != "pending":
+                return request.outcome
+        return None
+
+    assert await eventually(answered, 10, "the release to be answered") == "refused"
+    assert len((await stack.client.kill_switches(tenant.id)).active) == 1
+    await stack.client.release_kill_switch(tenant.id, released_by="ops-lead", reason="over")
 
     async def released() -> bool | None:
         return True if not (await stack.client.kill_switches(tenant.id)).active else None

@@ -13,7 +13,7 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
-from awfdrs.activities.principals import REFUSED, spend_or_refuse, verify_or_refuse
+from awfdrs.activities.principals import REFUSED, redeem, use_key
 from awfdrs.constants import incident_workflow_id
 from awfdrs.contracts import (
     ActivateCommand,
@@ -94,7 +94,7 @@ class KillSwitchActivities:
             return typed
         spent = await SpentCredentialRepository(session, tenant_id=command.tenant_id).spend(
             jti=verified.jti,
-            use_key=f"kill-switch/{activation.request_id}",
+            use_key=use_key(),
             command=ACTIVATE,
             principal=verified.principal,
             expires_at=verified.expires_at,
@@ -141,22 +141,19 @@ class KillSwitchActivities:
         who activated any of the switches it would release.
         """
         release = command.release
-        verified = verify_or_refuse(
-            self._signer,
-            CredentialCheck(
-                tenant_id=command.tenant_id,
-                command=RELEASE,
-                subject=kill_switch_subject(release.switch_id, release.workflow_id),
-                credential=release.credential,
-            ),
+        check = CredentialCheck(
+            tenant_id=command.tenant_id,
+            command=RELEASE,
+            subject=kill_switch_subject(release.switch_id, release.workflow_id),
+            credential=release.credential,
         )
+        # Spent before it is judged: a release the two-person rule refuses has used its
+        # credential up, so a copy cannot release a later switch.
+        actor = (await redeem(self._sessions, self._signer, check, use_key())).principal
         async with tenant_session(self._sessions, command.tenant_id) as session:
             switches = KillSwitchRepository(session, tenant_id=command.tenant_id)
             # Serialise with activations, so the switches checked are the switches released.
             await switches.lock_for_activation()
-            actor = verified.principal
-            use_key = f"kill-switch/{release.request_id}"
-            await spend_or_refuse(session, command.tenant_id, verified, RELEASE, use_key)
             tenant = await TenantRepository(session, tenant_id=command.tenant_id).current()
             rules = TenantSettings.model_validate(tenant.settings)
             if rules.two_person_rule:

@@ -3,11 +3,15 @@
 An activity, not workflow code: the signing key is a secret of the worker's settings and must
 never reach a workflow's history, checking an expiry needs the wall clock, and a credential is
 spent (recorded as used) in PostgreSQL, so a copy read out of the history is worth nothing.
+
+A credential is spent in a transaction of its own, committed before the command is judged: a
+command then refused (the two-person rule, a plan replaced meanwhile) has used its credential
+up all the same, so a copy of it cannot be replayed once circumstances change. The use it is
+spent on is named by the worker, never by the sender (the activity's run and id: the same for
+Temporal's retries of one activity, new for any signal or update sent again).
 """
 
 from __future__ import annotations
-
-import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
@@ -26,7 +30,9 @@ def refused(message: str) -> ApplicationError:
     return ApplicationError(message, type=REFUSED, non_retryable=True)
 
 
-def verify_or_refuse(signer: CommandSigner | None, check: CredentialCheck) -> Verified:
+def verify_or_refuse(
+    signer: CommandSigner | None, check: CredentialCheck, *, allow_expired: bool = False
+) -> Verified:
     """The verified credential, or a non-retryable ``CommandRefused`` saying why not."""
     if signer is None:
         raise refused(
@@ -35,27 +41,45 @@ def verify_or_refuse(signer: CommandSigner | None, check: CredentialCheck) -> Ve
         )
     scope = Scope(check.tenant_id, check.command, check.subject, check.plan_id)
     try:
-        return signer.verify(check.credential, scope)
+        return signer.verify(check.credential, scope, allow_expired=allow_expired)
     except CommandRefused as error:
         raise refused(str(error)) from None
 
 
-async def spend_or_refuse(
-    session: AsyncSession, tenant_id: uuid.UUID, verified: Verified, command: str, use_key: str
-) -> None:
-    """Spend the credential on ``use_key`` (in the caller's transaction, with its effect)."""
-    spent = await SpentCredentialRepository(session, tenant_id=tenant_id).spend(
-        jti=verified.jti,
-        use_key=use_key,
-        command=command,
-        principal=verified.principal,
-        expires_at=verified.expires_at,
-    )
-    if not spent:
-        raise refused(
-            f"{command}: this credential was already used; a credential is good for one "
-            "command (send the command again through the API)"
-        )
+def use_key() -> str:
+    """What a credential is spent on: this activity, across its retries, and nothing else."""
+    info = activity.info()
+    return f"{info.workflow_run_id}/{info.activity_id}"
+
+
+async def redeem(
+    sessions: async_sessionmaker[AsyncSession],
+    signer: CommandSigner | None,
+    check: CredentialCheck,
+    use: str,
+) -> Verified:
+    """Verify the credential and spend it on ``use``, committed at once; refused when it does
+    not verify or was spent on anything else. An expired one passes only for the use it was
+    spent on (a retry after a commit whose answer was lost)."""
+    verified = verify_or_refuse(signer, check, allow_expired=True)
+    async with tenant_session(sessions, check.tenant_id) as session:
+        spent = SpentCredentialRepository(session, tenant_id=check.tenant_id)
+        if verified.expired:
+            if await spent.spent_on(verified.jti) == use:
+                return verified
+            raise refused(f"{check.command}: the credential has expired")
+        if not await spent.spend(
+            jti=verified.jti,
+            use_key=use,
+            command=check.command,
+            principal=verified.principal,
+            expires_at=verified.expires_at,
+        ):
+            raise refused(
+                f"{check.command}: this credential was already used; a credential is good for "
+                "one command (send the command again through the API)"
+            )
+    return verified
 
 
 class PrincipalActivities:
@@ -67,17 +91,13 @@ class PrincipalActivities:
 
     @activity.defn(name="verify_credential")
     async def verify(self, check: CredentialCheck) -> str:
-        """The principal of an incident command's credential, once verified and spent; the
-        command is recorded in the tenant's audit chain in the same transaction."""
-        verified = verify_or_refuse(self._signer, check)
+        """The principal of an incident command's credential, verified and spent; the command
+        is then recorded in the tenant's audit chain, unless the two-person rule refuses it."""
+        verified = await redeem(self._sessions, self._signer, check, use_key())
         if check.refuse_principal and same_principal(verified.principal, check.refuse_principal):
             raise refused(check.refusal or f"{check.command} refused for {verified.principal}")
         async with tenant_session(self._sessions, check.tenant_id) as session:
-            await spend_or_refuse(session, check.tenant_id, verified, check.command, check.use_key)
             await AuditRepository(session, tenant_id=check.tenant_id).record_command(
-                verified.principal,
-                check.command,
-                ("incident", check.subject),
-                check.args,
+                verified.principal, check.command, ("incident", check.subject), check.args
             )
         return verified.principal

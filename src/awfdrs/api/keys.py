@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from awfdrs.db.repositories import ApiKeyDirectory, ApiKeyRepository
 from awfdrs.db.session import tenant_session
 from awfdrs.errors import InvalidInputError, NotFoundError
+from awfdrs.words import principal_key
 
 KEY_PATTERN = re.compile(r"awfdrs_([0-9a-f]{12})_([A-Za-z0-9_-]{43})")
 MAX_NAME = 255
@@ -136,7 +137,7 @@ async def create_key(
 
     if len(name) > MAX_NAME or "\x00" in name:
         raise InvalidInputError("name", f"at most {MAX_NAME} characters, no NUL")
-    if name.strip().casefold().startswith(RESERVED_PREFIXES):
+    if principal_key(name).startswith(RESERVED_PREFIXES):
         # temporal:<name> marks a name typed at the Temporal door, key:<prefix> a key with no
         # name: a key named so could pass for either.
         raise InvalidInputError("name", "must not start with temporal: or key:")

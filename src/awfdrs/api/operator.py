@@ -152,6 +152,7 @@ async def _second_principal(request: Request, principal: Principal, call: Awaita
         if error.status != 409 or "two-person rule" not in str(error):
             raise
         from awfdrs.api.keys import Role, list_keys
+        from awfdrs.words import same_principal
 
         keys = await list_keys(edge_of(request).sessions, principal.tenant_id)
         others = sorted(
@@ -159,7 +160,7 @@ async def _second_principal(request: Request, principal: Principal, call: Awaita
             for k in keys
             if k.state() == "active"
             and k.role in (Role.OPERATOR, Role.ADMIN)
-            and k.name != principal.actor
+            and not same_principal(k.name, principal.actor)
         )
         who = (
             f"keys of this tenant that may: {', '.join(others)}"

@@ -84,9 +84,6 @@ class CredentialCheck(Contract):
     subject: str
     plan_id: str | None = None
     credential: str | None = Field(None, repr=False)
-    # What the credential is spent on (the update's id): a retry of this check passes, any
-    # other use of the same token is refused.
-    use_key: str = ""
     # For the audit chain's operator.command row.
     args: dict[str, Any] = Field(default_factory=dict)
     # The two-person rule, checked before the credential is spent: refused (with ``refusal``)

@@ -44,7 +44,7 @@ class ActivateKillSwitch(Contract):
     workflow_id: uuid.UUID | None = None
     expires_at: AwareDatetime | None = None
     duration_seconds: float | None = Field(None, gt=0)
-    request_id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    request_id: str = Field(default_factory=lambda: str(uuid.uuid4()), max_length=64)
     # Optional: with a valid one (awfdrs.signing) the activator is a verified principal;
     # without, the name given is recorded as said at the Temporal door ("temporal:<name>").
     credential: str | None = Field(None, repr=False, max_length=4096)
@@ -64,7 +64,7 @@ class ReleaseKillSwitch(Contract):
     reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None = None
     workflow_id: uuid.UUID | None = None
     switch_id: uuid.UUID | None = None
-    request_id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    request_id: str = Field(default_factory=lambda: str(uuid.uuid4()), max_length=64)
     # Required: releasing resumes automation, so the worker verifies who asks (awfdrs.signing).
     credential: str | None = Field(None, repr=False, max_length=4096)
 

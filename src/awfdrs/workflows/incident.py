@@ -277,8 +277,7 @@ class IncidentWorkflow:
         refusal: str | None = None,
     ) -> str:
         """The principal the command's credential names, verified and spent by the worker
-        (on this update: a token copied from the history is worth nothing afterwards)."""
-        update = workflow.current_update_info()
+        (on this very check: a token copied from the history is worth nothing afterwards)."""
         try:
             return await workflow.execute_local_activity_method(
                 PrincipalActivities.verify,
@@ -288,7 +287,6 @@ class IncidentWorkflow:
                     subject=str(self._in.incident_id),
                     plan_id=plan_id,
                     credential=credential,
-                    use_key=f"{workflow.info().workflow_id}/{update.id if update else name}",
                     args=args,
                     refuse_principal=refuse_principal,
                     refusal=refusal,

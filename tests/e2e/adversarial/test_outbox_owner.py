@@ -52,9 +52,10 @@ async def test_the_dispatcher_sees_no_notice_when_the_owner_is_not_a_superuser(
 ) -> None:
     owner_url, app_url = managed_database
     engine = build_engine(app_url, TEST_SETTINGS)
+    owner = build_engine(owner_url, TEST_SETTINGS)
     try:
         sessions: async_sessionmaker[AsyncSession] = make_sessionmaker(engine)
-        tenant = await make_tenant(sessions)
+        tenant = await make_tenant(sessions, admin=make_sessionmaker(owner))
         result = await store_events(
             sessions, tenant.id, [retryable(tenant, "k", "v")], task_queue="awfdrs"
         )
@@ -77,3 +78,4 @@ async def test_the_dispatcher_sees_no_notice_when_the_owner_is_not_a_superuser(
         )
     finally:
         await engine.dispose()
+        await owner.dispose()

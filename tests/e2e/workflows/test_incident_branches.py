@@ -32,6 +32,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from awfdrs.activities.principals import verify_or_refuse
 from awfdrs.constants import incident_workflow_id
 from awfdrs.contracts import (
     AbandonCommand,
@@ -41,6 +42,7 @@ from awfdrs.contracts import (
     CloseCommand,
     CloseIncident,
     CloseResult,
+    CredentialCheck,
     DecideCommand,
     DecisionView,
     EpisodeEscalation,
@@ -80,8 +82,11 @@ from awfdrs.enums import (
     Severity,
 )
 from awfdrs.lifecycle import OPERATOR_MODEL, POLICY_MODEL, WAIT_FLOOR, machine, plan_id
+from awfdrs.signing import Scope
+from awfdrs.words import same_principal
 from awfdrs.workflows import incident as incident_module
 from awfdrs.workflows.incident import HISTORY_LIMIT, IncidentWorkflow
+from tests.support.principals import SIGNER
 
 PARAMS = IncidentParams(
     grouping_window_seconds=0,
@@ -342,8 +347,18 @@ class StandIns:
     async def escalate_episode(self, command: EpisodeEscalation) -> EpisodeResult:
         return await self._answer("escalate_episode", command, EpisodeResult)
 
+    @activity.defn(name="verify_credential")
+    async def verify(self, check: CredentialCheck) -> str:
+        # The worker's check without the database: verified, not spent (these tests are about
+        # the lifecycle; spending is tested against PostgreSQL in tests/workflows).
+        verified = verify_or_refuse(SIGNER, check)
+        if check.refuse_principal and same_principal(verified.principal, check.refuse_principal):
+            raise ApplicationError(check.refusal or "refused", non_retryable=True)
+        return verified.principal
+
     def activities(self) -> Sequence[Callable[..., Any]]:
         return [
+            self.verify,
             self.analyze,
             self.decide,
             self.send,
@@ -457,7 +472,13 @@ def in_phase(phase: Phase) -> Callable[[IncidentSnapshot], bool]:
 async def operate(
     handle: Handle, update: str, command: OperatorCommand | CloseCommand
 ) -> IncidentSnapshot:
-    """An operator's update, as awfdrs.client sends it; the snapshot it answers with."""
+    """An operator's update, as awfdrs.client sends it (signed for its actor, as the API
+    does); the snapshot it answers with."""
+    if command.credential is None:
+        shown = await handle.query("snapshot", result_type=IncidentSnapshot)
+        plan = command.plan_id if isinstance(command, OperatorCommand) else None
+        scope = Scope(shown.tenant_id, update, str(shown.incident_id), plan)
+        command = command.model_copy(update={"credential": SIGNER.sign(scope, command.actor)})
     snapshot: IncidentSnapshot = await handle.execute_update(
         update, command, result_type=IncidentSnapshot
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func
 from sqlalchemy.dialects.postgresql import insert
@@ -19,9 +19,12 @@ class SpentCredentialRepository(BaseRepository[SpentCredential]):
     ) -> bool:
         """Record ``jti`` as spent on ``use_key``; True when that is its use (the first time,
         or the same use again: a retried activity), False when it was spent on another."""
+        # Kept an hour past expiry: a worker whose clock runs behind the database's must not
+        # find a spent token forgotten while it still accepts it.
         await self.session.execute(
             delete(SpentCredential).where(
-                self._in_scope(), SpentCredential.expires_at < func.clock_timestamp()
+                self._in_scope(),
+                SpentCredential.expires_at < func.clock_timestamp() - timedelta(hours=1),
             )
         )
         values = self._stamp(
@@ -41,3 +44,9 @@ class SpentCredentialRepository(BaseRepository[SpentCredential]):
         stmt = self._scoped(SpentCredential.use_key).where(SpentCredential.jti == jti)
         spent_on = (await self.session.execute(stmt)).scalar_one()
         return bool(spent_on == use_key)
+
+    async def spent_on(self, jti: str) -> str | None:
+        """The use ``jti`` was spent on, if it was."""
+        stmt = self._scoped(SpentCredential.use_key).where(SpentCredential.jti == jti)
+        found: str | None = (await self.session.execute(stmt)).scalar_one_or_none()
+        return found
