@@ -12,7 +12,7 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -224,6 +224,11 @@ async def ingest(
 
 def respond(model: Any, status: int = 200) -> Response:
     return Response(model.model_dump_json(), status_code=status, media_type=JSON)
+
+
+def respond_list(models: Sequence[Any]) -> Response:
+    """A JSON array of models, each serialised by pydantic as :func:`respond` does one."""
+    return Response("[" + ",".join(m.model_dump_json() for m in models) + "]", media_type=JSON)
 
 
 async def check_postgres(edge: Edge) -> Check:

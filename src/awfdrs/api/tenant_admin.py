@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from awfdrs.admin import update_tenant_settings
 from awfdrs.api.audit import record_command
 from awfdrs.api.auth import Principal, require_reader
-from awfdrs.api.edge import authenticated, edge_of, respond
+from awfdrs.api.edge import authenticated, edge_of, respond, respond_list
 from awfdrs.api.errors import ApiError
 from awfdrs.api.keys import KeyInfo, Role, create_key, list_keys, revoke_key
 from awfdrs.api.operator import _errors, _guarded
@@ -99,10 +99,7 @@ async def get_keys(request: Request, principal: TenantAdmin) -> Response:
         keys = await list_keys(edge_of(request).sessions, principal.tenant_id)
         return [KeyView.of(k) for k in keys]
 
-    views = await _guarded(found())
-    return Response(
-        "[" + ",".join(v.model_dump_json() for v in views) + "]", media_type="application/json"
-    )
+    return respond_list(await _guarded(found()))
 
 
 @router.post(

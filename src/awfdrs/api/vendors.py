@@ -17,7 +17,7 @@ from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 
 from awfdrs.api.audit import record_command
 from awfdrs.api.auth import Principal
-from awfdrs.api.edge import authenticated, edge_of, respond
+from awfdrs.api.edge import authenticated, edge_of, respond, respond_list
 from awfdrs.api.errors import ApiError
 from awfdrs.api.keys import Role
 from awfdrs.api.operator import ACT_ERRORS, READ_ERRORS, Actor, Reader, _errors, _guarded
@@ -106,11 +106,6 @@ class ConnectionBody(BaseModel):
     failure_rate_threshold: float | None = Field(default=None, gt=0, le=1)
 
 
-def _list(found: list[ConnectionView]) -> Response:
-    body = "[" + ",".join(v.model_dump_json() for v in found) + "]"
-    return Response(body, media_type="application/json")
-
-
 @router.get(
     "/vendors",
     response_model=list[ConnectionView],
@@ -124,7 +119,7 @@ async def get_vendors(request: Request, principal: Reader) -> Response:
         found = await list_connections(edge_of(request).sessions, principal.tenant_id)
         return [ConnectionView.of(c) for c in found]
 
-    return _list(await _guarded(connections()))
+    return respond_list(await _guarded(connections()))
 
 
 @router.post(
