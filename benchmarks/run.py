@@ -32,12 +32,12 @@ FULL = {
     "http": {"events": 200_000, "tenants": 50, "concurrency": 4, "rate": 1000, "seconds": 30},
 }  # fmt: skip
 QUICK = {
-    "ingest": {"events": 10_000, "tenants": 10, "naive_events": 500, "concurrency": 4},
-    "latency": {"rate": 200, "seconds": 5, "tenants": 4},
-    "lifecycle": {"incidents": 100, "workers": 2},
+    "ingest": {"events": 5_000, "tenants": 10, "naive_events": 300, "concurrency": 4},
+    "latency": {"rate": 200, "seconds": 3, "tenants": 4},
+    "lifecycle": {"incidents": 24, "workers": 2},
     "scale": {"events": 100_000, "incidents": 5_000, "tenants": 10, "probe_events": 5_000,
               "runs": 50},
-    "http": {"events": 10_000, "tenants": 10, "concurrency": 4, "rate": 500, "seconds": 4},
+    "http": {"events": 5_000, "tenants": 10, "concurrency": 4, "rate": 500, "seconds": 3},
 }  # fmt: skip
 TARGETS = {
     "ingest ≥ 0.5 x floor": ("ingest", "ratio_to_floor", 0.5, ">="),

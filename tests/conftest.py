@@ -27,6 +27,9 @@ from tests.support.pipeline import Stack, running_stack
 from tests.support.principals import SIGNER, SIGNING_KEY
 from tests.support.processes import WorkerFactory, WorkerProcess, worker_env
 
+# Fixtures shared by tests in several folders, defined once.
+pytest_plugins = ["tests.support.demo"]
+
 TEST_SETTINGS = Settings(db_pool_size=10, db_max_overflow=20, command_signing_key=SIGNING_KEY)
 
 
@@ -109,9 +112,13 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
         await env.shutdown()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    """The time-skipping test server, for tests whose timers are hours long."""
+    """The time-skipping test server, for tests whose timers are hours long.
+
+    One per test file: a server that wedges (it has, under a signal storm) takes down only the
+    rest of its file, and starting one costs about a second.
+    """
     from temporalio.api.enums.v1 import IndexedValueType
     from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 
@@ -240,6 +247,29 @@ async def process_stack(
         webhook_url=f"{receiver.url}/v2/enqueue",
     )
     return stack, worker
+
+
+# --- order ------------------------------------------------------------------------------------
+
+# The files that take minutes, first: `make test` hands whole files to two workers in this order,
+# and one of these started last would leave the other worker idle while it runs.
+FIRST = (
+    "tests/e2e/reliability/test_faults.py",
+    "tests/integration/test_cli.py",
+    "tests/integration/test_benchmarks.py",
+    "tests/e2e/test_remediation_promises.py",
+    "tests/integration/api/test_operator.py",
+    "tests/e2e/reliability/test_api_faults.py",
+    "tests/e2e/reliability/test_bad_input.py",
+    "tests/e2e/test_tour.py",
+    "tests/e2e/workflows/test_incident_branches.py",
+    "tests/e2e/test_vendor_connections.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {path: n for n, path in enumerate(FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(FIRST)))
 
 
 # --- the exit status guard --------------------------------------------------------------------

@@ -370,8 +370,15 @@ def _create_app_role() -> None:
         BEGIN
             SELECT * INTO r FROM pg_roles WHERE rolname = '{APP_ROLE}';
             IF NOT FOUND THEN
-                CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
-            ELSIF r.rolsuper OR r.rolbypassrls THEN
+                -- Two databases of one cluster migrated at once (two stacks, parallel test
+                -- workers) both find no role: the second to create it finds it made.
+                BEGIN
+                    CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
+                EXCEPTION WHEN duplicate_object OR unique_violation THEN
+                    SELECT * INTO r FROM pg_roles WHERE rolname = '{APP_ROLE}';
+                END;
+            END IF;
+            IF r.rolsuper OR r.rolbypassrls THEN
                 RAISE EXCEPTION 'role {APP_ROLE} must not be SUPERUSER or BYPASSRLS';
             END IF;
         END

@@ -74,7 +74,7 @@ async def update_tenant_settings(
     """Merge ``changes`` into the settings; an invalid value raises before anything is written."""
     async with tenant_session(sessions, tenant_id) as session:
         tenants = TenantRepository(session, tenant_id=tenant_id)
-        tenant = await tenants.current()
+        tenant = await tenants.get_current()
         merged = TenantSettings.model_validate({**tenant.settings, **changes})
         await tenants.update(tenant, settings=merged.model_dump(mode="json", exclude_unset=True))
         return TenantInfo.of(tenant)

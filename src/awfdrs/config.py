@@ -127,6 +127,35 @@ class Settings(BaseSettings):
         default=None,
         description="The Temporal UI's address; escalations link the incident's workflow there.",
     )
+    console_session_secret: str | None = Field(
+        default=None,
+        min_length=32,
+        repr=False,
+        description="Signs the web console's session cookies (every API process of a "
+        "deployment needs the same one). Unset: each process makes its own at start, so "
+        "sessions end when it restarts. `make run` keeps one in its state directory.",
+    )
+    console_session_hours: float = Field(
+        default=8.0, gt=0, le=24 * 30, description="How long a console session lasts."
+    )
+    console_sso_secret: str | None = Field(
+        default=None,
+        min_length=32,
+        repr=False,
+        description="Sign-in tokens (JWT, HS256) from an identity provider sharing this secret "
+        "are accepted by the console. Unset (and no public key): SSO is off.",
+    )
+    console_sso_public_key_file: str | None = Field(
+        default=None,
+        description="PEM public key (RS256/ES256) of the identity provider whose JWTs the "
+        "console accepts.",
+    )
+    console_sso_issuer: str | None = Field(
+        default=None, description="The `iss` an SSO token must carry (required when SSO is on)."
+    )
+    console_sso_audience: str = Field(
+        default="awfdrs-console", min_length=1, description="The `aud` an SSO token must carry."
+    )
     workflow_sandbox: bool = Field(
         default=False,
         description="Run workflows in Temporal's sandbox. Off by default: it costs about 7 ms "
@@ -170,6 +199,10 @@ class Settings(BaseSettings):
         "temporal_tls_key_file",
         "temporal_tls_ca_file",
         "command_signing_key",
+        "console_session_secret",
+        "console_sso_secret",
+        "console_sso_public_key_file",
+        "console_sso_issuer",
         mode="before",
     )
     @classmethod
@@ -220,6 +253,15 @@ class Settings(BaseSettings):
                 "incident-{incident_id}"
             )
         return links
+
+    def temporal_ui_link(self, incident_id: object) -> str | None:
+        """The incident's workflow in the Temporal UI, when its address is known."""
+        if not self.temporal_ui_url:
+            return None
+        return (
+            f"{self.temporal_ui_url.rstrip('/')}/namespaces/{self.temporal_namespace}"
+            f"/workflows/incident-{incident_id}"
+        )
 
     def require_database_url(self) -> str:
         """The application URL, or a :class:`ConfigError` saying which variable to set."""

@@ -326,7 +326,7 @@ async def _sleep_or(stop: asyncio.Event, seconds: float) -> None:
 async def outbox_stats(sessions: async_sessionmaker[AsyncSession]) -> tuple[int, float]:
     """(rows waiting, age of the oldest in seconds), for the metrics."""
     async with sessions() as session, session.begin():
-        depth, oldest = await OutboxQueue(session).stats()
+        depth, oldest = await OutboxQueue(session).count_pending()
     age = (datetime.now(UTC) - oldest).total_seconds() if oldest is not None else 0.0
     return depth, max(0.0, age)
 

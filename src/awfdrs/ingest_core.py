@@ -112,7 +112,7 @@ async def _transaction(
         touches, notices = await _store(
             session, tenant_id, prepared, grouping_window=settings.grouping_window_seconds
         )
-        incidents = await IncidentRepository(session, tenant_id=tenant_id).find_many(notices)
+        incidents = await IncidentRepository(session, tenant_id=tenant_id).list_by_ids(notices)
         params = incident_params(settings)
         await OutboxRepository(session, tenant_id=tenant_id).add(
             [
@@ -168,7 +168,7 @@ async def _scope(
         raise TenantUnavailable(f"tenant_id: tenant {tenant_id} is {state}; batch rejected")
     found = {
         w.id: w
-        for w in await WorkflowRepository(session, tenant_id=tenant_id).find_many(
+        for w in await WorkflowRepository(session, tenant_id=tenant_id).list_by_ids(
             prepared.workflow_ids
         )
     }
@@ -197,7 +197,7 @@ async def _store(
     hear something, what (the flags of its outbox row)."""
     events = EventRepository(session, tenant_id=tenant_id)
     inserted = await events.insert_new([a.row for a in prepared.accepted])
-    stored = await events.payload_hashes(
+    stored = await events.list_payload_hashes(
         {a.row.idempotency_key for a in prepared.accepted} - set(inserted)
     )
     prepared.settle(inserted, stored)

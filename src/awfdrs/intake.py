@@ -171,7 +171,7 @@ class PreparedBatch:
                     idempotency_key=key, outcome=Outcome.ACCEPTED
                 )
                 self.new.append(item)
-            elif stored.get(key) == item.row.payload_hash:
+            elif same_event(stored.get(key), item.event, item.row):
                 self.results[item.index] = EventResult(
                     idempotency_key=key, outcome=Outcome.DUPLICATE
                 )
@@ -197,13 +197,33 @@ def payload_hash(event: EventIn, payload_json: str) -> str:
     The instant is hashed in UTC, so a resend that spells the same moment in another offset is
     the same event. The payload enters as its canonical text, already serialised for storage.
     """
+    return _hash(event, payload_json, event.occurred_at.astimezone(UTC).isoformat())
+
+
+def legacy_payload_hash(event: EventIn, payload_json: str) -> str:
+    """The hash events were stored with before the instant was hashed in UTC (6297e64): the
+    instant as the sender wrote its offset. The same for an instant sent in UTC; a resend,
+    unchanged, of an event stored then with another offset matches only this one."""
+    return _hash(event, payload_json, event.occurred_at.isoformat())
+
+
+def same_event(stored_hash: str | None, event: EventIn, row: NewEvent) -> bool:
+    """Whether the stored hash is this event's, by the current formula or the legacy one."""
+    if stored_hash is None:
+        return False
+    if stored_hash == row.payload_hash:
+        return True
+    return stored_hash == legacy_payload_hash(event, row.payload_json)
+
+
+def _hash(event: EventIn, payload_json: str, instant: str) -> str:
     # Unit-separated rather than JSON: the fields cannot contain U+001F (NUL and control
     # characters are refused), and this runs once per event on the hot path.
     header = "\x1f".join(
         (
             str(event.workflow_id),
             event.event_type,
-            event.occurred_at.astimezone(UTC).isoformat(),
+            instant,
             event.correlation_id or "\x00",
             event.severity.value if event.severity else "\x00",
         )

@@ -85,13 +85,13 @@ async def sample(metrics: Metrics, sessions: async_sessionmaker[AsyncSession]) -
     """Set the gauges once from the database."""
     async with sessions() as session, session.begin():
         repository = MetricsRepository(session)
-        counts = await repository.incident_counts()
-        held = await repository.held_counts()
-        phases = await repository.phase_counts()
+        counts = await repository.count_by_status()
+        held = await repository.count_held_by_control()
+        phases = await repository.count_by_phase()
         vendors = VendorRepository(session)
         catalog = await vendors.list_all()
-        health = await vendors.health()
-        depth, oldest = await OutboxQueue(session).stats()
+        health = await vendors.count_calls_by_vendor()
+        depth, oldest = await OutboxQueue(session).count_pending()
     metrics.outbox_depth.set(depth)
     age = (datetime.now(UTC) - oldest).total_seconds() if oldest is not None else 0.0
     metrics.outbox_age.set(max(0.0, age))

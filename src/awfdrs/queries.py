@@ -23,9 +23,11 @@ NEEDS_A_HUMAN = tuple(p for p in Phase if p.needs_a_human)
 
 
 def incident_row(incident: Any, tenant: str) -> dict[str, Any]:
-    """One incident as listed (``tenant`` is how the caller names it: a name or an id)."""
+    """One incident as listed (``tenant`` is how the caller names it: a name or an id;
+    ``tenant_id`` is always the id)."""
     return {
         "id": str(incident.id),
+        "tenant_id": str(incident.tenant_id),
         "tenant": tenant,
         "workflow_id": str(incident.workflow_id) if incident.workflow_id else None,
         "status": incident.status.value,
@@ -53,7 +55,7 @@ async def list_incidents(
     from awfdrs.db.session import tenant_session
 
     async with tenant_session(sessions, tenant_id) as session:
-        found = await IncidentRepository(session, tenant_id=tenant_id).search(**filters)
+        found = await IncidentRepository(session, tenant_id=tenant_id).list_matching(**filters)
         return [incident_row(i, tenant_label or str(tenant_id)) for i in found]
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from awfdrs.db.models import Vendor, VendorConnection
 from awfdrs.db.models.vendors import CONNECTION_SETTINGS
 from awfdrs.db.repositories import (
+    AuditRepository,
     TenantDirectory,
     VendorConnectionRepository,
     VendorRepository,
@@ -239,26 +240,49 @@ async def force_connection_open(
     *,
     by: str,
     reason: str,
+    audited: bool = False,
 ) -> ConnectionInfo:
     """Stop this tenant's calls to a vendor until :func:`release_connection`; other tenants'
-    connections are untouched."""
+    connections are untouched. ``audited``: append ``connection.force_open`` by ``by`` to the
+    tenant's audit chain in the same transaction (the CLI's direct door; the API records the
+    key's name itself)."""
     if not by.strip() or not reason.strip():
         raise InvalidInputError("by" if not by.strip() else "reason", "is required")
     async with tenant_session(sessions, tenant_id) as session:
         row = await _connection(session, tenant_id, vendor_name, lock=True)
         breaker.force_open(row, datetime.now(UTC), by=by, reason=reason)
         await session.flush()
+        if audited:  # last: the append holds the chain's head until the commit
+            await AuditRepository(session, tenant_id=tenant_id).record_command(
+                by, "connection.force_open", ("vendor", vendor_name), {"reason": reason}
+            )
         return ConnectionInfo.of(row)
 
 
 async def release_connection(
-    sessions: async_sessionmaker[AsyncSession], tenant_id: uuid.UUID, vendor_name: str
+    sessions: async_sessionmaker[AsyncSession],
+    tenant_id: uuid.UUID,
+    vendor_name: str,
+    *,
+    by: str | None = None,
+    reason: str | None = None,
 ) -> ConnectionInfo:
-    """End this tenant's forced stop; its next call probes the vendor (HALF_OPEN)."""
+    """End this tenant's forced stop; its next call probes the vendor (HALF_OPEN).
+
+    With ``by``, who and why are appended to the tenant's audit chain in the same transaction
+    (``operator.command`` ``connection.release``): the CLI's direct door. The API records the
+    key's name itself, once the command has succeeded, and passes no ``by``.
+    """
+    if by is not None and not by.strip():
+        raise InvalidInputError("by", "is required")
     async with tenant_session(sessions, tenant_id) as session:
         row = await _connection(session, tenant_id, vendor_name, lock=True)
         breaker.release(row, datetime.now(UTC))
         await session.flush()
+        if by is not None:  # last: the append holds the chain's head until the commit
+            await AuditRepository(session, tenant_id=tenant_id).record_command(
+                by, "connection.release", ("vendor", vendor_name), {"reason": reason}
+            )
         return ConnectionInfo.of(row)
 
 
@@ -266,7 +290,7 @@ async def vendor_health(sessions: async_sessionmaker[AsyncSession]) -> list[Vend
     """Every vendor of the catalog with its connections counted by breaker state."""
     async with sessions() as session:
         vendors = VendorRepository(session)
-        counts = await vendors.health()
+        counts = await vendors.count_calls_by_vendor()
         return [
             VendorHealth(
                 v.id,

@@ -131,7 +131,7 @@ class Stack:
     async def set_settings(self, tenant: TenantRef, **settings: Any) -> None:
         async with tenant_session(self.sessions, tenant.id) as session:
             tenants = TenantRepository(session, tenant_id=tenant.id)
-            row = await tenants.current()
+            row = await tenants.get_current()
             await tenants.update(row, settings={**row.settings, **settings})
 
     async def incidents(self, tenant: TenantRef) -> list[Incident]:

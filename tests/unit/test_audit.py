@@ -1,7 +1,7 @@
 """awfdrs.audit: the verifier names the first broken row and why (pure: no database).
 
 That the Python formula equals PostgreSQL's is tested against the database in
-tests/db/test_audit.py; here chains are built with the Python formula alone.
+tests/integration/db/test_audit.py; here chains are built with the Python formula alone.
 """
 
 from __future__ import annotations

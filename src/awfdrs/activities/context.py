@@ -35,7 +35,7 @@ class IncidentContext:
     async def load(
         cls, session: AsyncSession, tenant_id: uuid.UUID, incident: Incident
     ) -> IncidentContext:
-        tenant = await TenantRepository(session, tenant_id=tenant_id).current()
+        tenant = await TenantRepository(session, tenant_id=tenant_id).get_current()
         workflow = await WorkflowRepository(session, tenant_id=tenant_id).get(incident.workflow_id)
         return cls(session, tenant, incident, workflow)
 
@@ -115,7 +115,7 @@ def action_view(action: Action, summary: str = "") -> ActionView:
 async def tally(session: AsyncSession, tenant_id: uuid.UUID, incident_id: uuid.UUID) -> Tally:
     """The incident's requests by status, with the unreplayable pending and the proven ones."""
     requests = RequestRepository(session, tenant_id=tenant_id)
-    counts, unreplayable, proven = await requests.tally_counts(incident_id)
+    counts, unreplayable, proven = await requests.count_by_state(incident_id)
     return Tally.of(counts, unreplayable=unreplayable, proven=proven)
 
 

@@ -54,7 +54,7 @@ class ControlActivities:
             if hold is not None and probe.control is GateControl.KILL_SWITCH:
                 recheck = await KillSwitchRepository(
                     session, tenant_id=probe.tenant_id
-                ).next_expiry()
+                ).find_next_expiry()
             return ProbeResult(
                 holds=hold is not None,
                 reason=hold.reason if hold else None,
@@ -78,7 +78,7 @@ class ControlActivities:
                 return EpisodeResult(claimed=False)
             if episode.escalated_at is not None:
                 return EpisodeResult(claimed=True, delivered=True, summary="already sent")
-            tenant = await TenantRepository(session, tenant_id=command.tenant_id).current()
+            tenant = await TenantRepository(session, tenant_id=command.tenant_id).get_current()
             settings = TenantSettings.model_validate(tenant.settings)
             name, count = tenant.name, episode.incident_count
             threshold, window = episode.threshold, episode.window_seconds

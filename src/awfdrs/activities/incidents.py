@@ -179,7 +179,7 @@ class IncidentActivities:
             payload = Payload.model_validate(event.payload)
             successes, failures = await ActionRepository(
                 session, tenant_id=command.tenant_id
-            ).outcome_counts(
+            ).count_by_outcome(
                 incident.signature,
                 ActionType.RETRY,
                 current=incident.id,
@@ -295,7 +295,9 @@ class IncidentActivities:
         """The Action that carries out ``plan``; in shadow mode it is recorded as not executed
         and its requests as what would have been sent."""
         tenant_id = incident.tenant_id
-        vendors = await RequestRepository(session, tenant_id=tenant_id).list_many(plan.request_ids)
+        vendors = await RequestRepository(session, tenant_id=tenant_id).list_by_ids(
+            plan.request_ids
+        )
         vendor_ids = {r.vendor_id for r in vendors if r.vendor_id is not None}
         values: dict[str, Any] = {}
         if shadow:
@@ -377,7 +379,7 @@ class IncidentActivities:
             requests = RequestRepository(session, tenant_id=command.tenant_id)
             sends = cmd.action_type is ActionType.RETRY
             if cmd.request_ids:
-                rows = await requests.list_many(cmd.request_ids)
+                rows = await requests.list_by_ids(cmd.request_ids)
             elif sends:
                 rows = await requests.list_for_incident(
                     incident.id,
@@ -434,7 +436,7 @@ class IncidentActivities:
             incidents = IncidentRepository(session, tenant_id=command.tenant_id)
             incident = await incidents.get(command.incident_id)
             requests = RequestRepository(session, tenant_id=command.tenant_id)
-            rows = await requests.list_many(command.request_ids)
+            rows = await requests.list_by_ids(command.request_ids)
             unanswered = {
                 o.request_id: o.error
                 for o in command.outcomes
@@ -452,7 +454,7 @@ class IncidentActivities:
                     note=(error or "no answer")[:2000],
                 )
             if unanswered:
-                rows = await requests.list_many(command.request_ids)
+                rows = await requests.list_by_ids(command.request_ids)
             halt = next((o for o in command.outcomes if o.halts), None)
             gave_up = next((o for o in command.outcomes if o.gave_up_waiting), None)
             actions = ActionRepository(session, tenant_id=command.tenant_id)
@@ -522,7 +524,11 @@ class IncidentActivities:
         success arrived); else the count of failures since the round ended."""
         async with tenant_session(self._sessions, command.tenant_id) as session:
             incidents = IncidentRepository(session, tenant_id=command.tenant_id)
-            incident = await incidents.get(command.incident_id)
+            # The row lock first: a batch that counts onto this incident holds it until its
+            # requests are committed, so the tally below sees them, and a batch after this
+            # close finds the incident closed and opens a new one. Read before the lock, a
+            # request joining meanwhile was in neither and the incident resolved without it.
+            incident = await incidents.get_for_update(command.incident_id)
             if not incident.status.is_open:
                 return VerificationResult(
                     still_open=False, status=incident.status, resolution=incident.resolution
@@ -604,6 +610,19 @@ class IncidentActivities:
             raise ValueError(f"{command.status} is not a closing status")
         async with tenant_session(self._sessions, command.tenant_id) as session:
             incidents = IncidentRepository(session, tenant_id=command.tenant_id)
+            if command.only_if is not None:
+                # The row lock first, as in conclude_verification: a batch adding a request
+                # holds it until the request is committed, so the count below includes it.
+                incident = await incidents.get_for_update(command.incident_id)
+                if incident.status.is_open:
+                    counts = await tally(session, command.tenant_id, incident.id)
+                    if counts != command.only_if:
+                        return CloseResult(
+                            status=incident.status,
+                            resolution=None,
+                            closed_now=False,
+                            tally=counts,
+                        )
             closed = await incidents.transition(
                 command.incident_id,
                 expected=OPEN_INCIDENT_STATUSES,
@@ -634,25 +653,26 @@ class IncidentActivities:
                 cancelled=cancelled,
             )
         if cancelled == CANCEL_BATCH:
-            result = result.model_copy(
-                update={"cancelled": cancelled + await self._sweep(command, note)}
-            )
+            swept, more = await self._sweep(command, note)
+            result = result.model_copy(update={"cancelled": cancelled + swept, "more": more})
         return result
 
-    async def _sweep(self, command: CloseIncident, note: str) -> int:
+    async def _sweep(self, command: CloseIncident, note: str) -> tuple[int, bool]:
         """Cancel the rest of a very large closed incident, a batch per transaction, for at
-        most CANCEL_SWEEP (the close runs as a local activity); a later close sweeps on."""
+        most CANCEL_SWEEP (the close runs as a local activity); how many, and whether some may
+        be left (the workflow then closes again, which sweeps on)."""
         swept = 0
         deadline = time.monotonic() + CANCEL_SWEEP
-        while time.monotonic() < deadline:
+        while True:
             async with tenant_session(self._sessions, command.tenant_id) as session:
                 moved = await RequestRepository(
                     session, tenant_id=command.tenant_id
                 ).cancel_pending(command.incident_id, note, limit=CANCEL_BATCH)
             swept += moved
             if moved < CANCEL_BATCH:
-                break
-        return swept
+                return swept, False
+            if time.monotonic() >= deadline:
+                return swept, True
 
     @activity.defn(name="note_phase")
     async def note_phase(self, note: PhaseNote) -> bool:

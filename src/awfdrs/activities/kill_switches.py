@@ -154,7 +154,7 @@ class KillSwitchActivities:
             switches = KillSwitchRepository(session, tenant_id=command.tenant_id)
             # Serialise with activations, so the switches checked are the switches released.
             await switches.lock_for_activation()
-            tenant = await TenantRepository(session, tenant_id=command.tenant_id).current()
+            tenant = await TenantRepository(session, tenant_id=command.tenant_id).get_current()
             rules = TenantSettings.model_validate(tenant.settings)
             if rules.two_person_rule:
                 own = [

@@ -65,7 +65,7 @@ async def redeem(
     async with tenant_session(sessions, check.tenant_id) as session:
         spent = SpentCredentialRepository(session, tenant_id=check.tenant_id)
         if verified.expired:
-            if await spent.spent_on(verified.jti) == use:
+            if await spent.find_use(verified.jti) == use:
                 return verified
             raise refused(f"{check.command}: the credential has expired")
         if not await spent.spend(

@@ -183,7 +183,7 @@ class RequestActivities:
                     "…) and send it again by hand",
                 )
                 return outcome(await requests.get(request.id))
-            key = await requests.key_state(request)
+            key = await requests.get_key_state(request)
             if key.succeeded_at is not None:
                 done = key.succeeded_at.astimezone(UTC).isoformat(timespec="seconds")
                 # Sent by another incident under the same key. Remediated if that success

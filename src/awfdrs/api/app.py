@@ -56,6 +56,7 @@ from awfdrs.api.schemas import (
     PagerDutyResponse,
 )
 from awfdrs.config import Settings
+from awfdrs.console import routes as console
 from awfdrs.contracts import MAX_BATCH_EVENTS, Outcome
 from awfdrs.db.session import make_sessionmaker
 from awfdrs.jsonbatch import MalformedJson
@@ -303,6 +304,8 @@ def create_app(
     app.include_router(vendors.router)
     app.include_router(tenant_admin.router)
     app.include_router(audit.router)
+    # The web console: pages over the same functions, signed in with a key or SSO.
+    console.install(app, settings)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

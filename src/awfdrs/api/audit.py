@@ -8,9 +8,8 @@ not an error: the request itself succeeded.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable
 from datetime import datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
@@ -18,12 +17,11 @@ from pydantic import BaseModel
 
 from awfdrs.api.auth import Principal, require_reader
 from awfdrs.api.edge import authenticated, edge_of, respond
-from awfdrs.api.errors import ApiError, ErrorBody, database_unavailable, unavailable
+from awfdrs.api.errors import ErrorBody, db_guarded
 from awfdrs.db.models import AuditEntry
 from awfdrs.db.repositories import AuditRepository
 from awfdrs.db.session import tenant_session
 
-T = TypeVar("T")
 MAX_PAGE = 1000
 log = logging.getLogger("awfdrs.api.audit")
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
@@ -122,18 +120,6 @@ class AuditVerdict(BaseModel):
     summary: str
 
 
-async def _guarded(call: Awaitable[T]) -> T:
-    """A database outage is a 503 saying to try again, as on every other route."""
-    try:
-        return await call
-    except ApiError:
-        raise
-    except Exception as error:
-        if database_unavailable(error):
-            raise unavailable() from error
-        raise
-
-
 @router.get(
     "",
     response_model=AuditPage,
@@ -154,7 +140,7 @@ async def get_audit(
         items = [AuditRow.of(r) for r in rows[:limit]]
         return AuditPage(items=items, next_after=items[-1].seq if len(rows) > limit else None)
 
-    return respond(await _guarded(page()))
+    return respond(await db_guarded(page()))
 
 
 @router.get(
@@ -183,4 +169,4 @@ async def verify_audit(request: Request, principal: Reader) -> Response:
             summary=found.describe(),
         )
 
-    return respond(await _guarded(verdict()))
+    return respond(await db_guarded(verdict()))

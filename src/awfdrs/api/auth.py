@@ -19,7 +19,15 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from awfdrs.api.errors import ApiError
-from awfdrs.api.keys import ACT_ROLES, INGEST_ROLES, READ_ROLES, Role, matches, split_key
+from awfdrs.api.keys import (
+    ACT_ROLES,
+    INGEST_ROLES,
+    READ_ROLES,
+    Role,
+    impersonates,
+    matches,
+    split_key,
+)
 from awfdrs.contracts import TenantSettings
 from awfdrs.db.repositories import (
     ApiKeyDirectory,
@@ -69,6 +77,29 @@ def unauthorized(message: str) -> ApiError:
     return ApiError(401, "unauthorized", message, headers=CHALLENGE)
 
 
+def _usable(record: KeyRecord, entry: _Entry, prefix: str) -> Principal:
+    """The principal of a key found and matched: 401 when it is revoked, expired, or named as
+    a principal that is not a key."""
+    if record.revoked_at is not None:
+        raise unauthorized("the key was revoked")
+    if record.expires_at is not None and record.expires_at <= datetime.now(UTC):
+        raise unauthorized("the key has expired")
+    if impersonates(entry.name):
+        raise unauthorized(
+            "the key's name starts with a reserved prefix (sso: or temporal:): "
+            "create a new key with another name"
+        )
+    return Principal(
+        key_id=record.id,
+        tenant_id=record.tenant_id,
+        role=Role(record.role),
+        tenant_active=entry.tenant_active,
+        settings=entry.settings,
+        key_name=entry.name,
+        key_prefix=prefix,
+    )
+
+
 class KeyCache:
     """Verifies presented keys; one database look-up per key prefix per cache period."""
 
@@ -86,7 +117,7 @@ class KeyCache:
         # look-up waited for a connection is at most ``ttl`` old when the entry expires.
         started = time.monotonic()
         async with self._sessions() as session, session.begin():
-            record = await ApiKeyDirectory(session).lookup(prefix)
+            record = await ApiKeyDirectory(session).find_by_prefix(prefix)
         if record is None:
             return _Entry(None, False, TenantSettings(), started)
         async with tenant_session(self._sessions, record.tenant_id) as session:
@@ -134,23 +165,22 @@ class KeyCache:
         record = entry.record
         if record is None or not matches(presented, record.secret_hash):
             raise unauthorized("the key is not valid")
-        if record.revoked_at is not None:
-            raise unauthorized("the key was revoked")
-        if record.expires_at is not None and record.expires_at <= datetime.now(UTC):
-            raise unauthorized("the key has expired")
+        principal = _usable(record, entry, prefix)
         if fresh:
             task = asyncio.get_running_loop().create_task(self._mark_used(record.id))
             self._background.add(task)  # held until done: the loop keeps only weak references
             task.add_done_callback(self._background.discard)
-        return Principal(
-            key_id=record.id,
-            tenant_id=record.tenant_id,
-            role=Role(record.role),
-            tenant_active=entry.tenant_active,
-            settings=entry.settings,
-            key_name=entry.name,
-            key_prefix=prefix,
-        )
+        return principal
+
+    async def recheck(self, prefix: str, key_id: uuid.UUID) -> Principal:
+        """The principal of a key already verified once (a console session holds its prefix and
+        id, never its secret): 401 once it is revoked (within the cache period), expired, or no
+        longer that key. Read through the same cache as :meth:`authenticate`."""
+        entry, _ = await self._entry(prefix)
+        record = entry.record
+        if record is None or record.id != key_id:
+            raise unauthorized("the key is not valid")
+        return _usable(record, entry, prefix)
 
     async def _mark_used(self, key_id: uuid.UUID) -> None:
         try:

@@ -30,12 +30,12 @@ from temporalio.client import Client
 
 from awfdrs.api import formats
 from awfdrs.api.auth import KeyCache, Principal, bearer, require_ingest
-from awfdrs.api.errors import ApiError, database_unavailable, unavailable
+from awfdrs.api.errors import ApiError, database_unavailable, db_guarded, unavailable
 from awfdrs.api.limits import Quotas, read_body
 from awfdrs.api.schemas import Check, IngestResponse
 from awfdrs.config import Settings, asyncpg_dsn
 from awfdrs.db.repositories import WorkflowRepository
-from awfdrs.db.session import tenant_session
+from awfdrs.db.session import SERVER_SETTINGS, tenant_session
 from awfdrs.ingest_core import TenantUnavailable, store_events
 
 log = logging.getLogger("awfdrs.api")
@@ -88,7 +88,10 @@ def build_api_engine(settings: Settings) -> AsyncEngine:
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=min(settings.db_pool_timeout, API_POOL_TIMEOUT),
-        connect_args={"server_settings": {"application_name": "awfdrs-api"}, "timeout": 5},
+        connect_args={
+            "server_settings": SERVER_SETTINGS | {"application_name": "awfdrs-api"},
+            "timeout": 5,
+        },
     )
 
 
@@ -142,15 +145,7 @@ async def authenticated(request: Request, key: str | None = None) -> Principal:
     """The principal of the request's key, whatever its role (the caller checks the role)."""
     edge = edge_of(request)
     presented = key if key is not None else bearer(request.headers.get("authorization"))
-    try:
-        principal = await edge.keys.authenticate(presented)
-    except ApiError:
-        raise
-    except Exception as error:
-        if database_unavailable(error):
-            raise unavailable() from error
-        raise
-    return principal
+    return await db_guarded(edge.keys.authenticate(presented))
 
 
 async def workflow_names(

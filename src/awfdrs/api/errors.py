@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 import asyncpg
 from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+T = TypeVar("T")
 
 
 class ErrorBody(BaseModel):
@@ -83,6 +86,18 @@ def database_unavailable(error: BaseException) -> bool:
         return True
     state = _sqlstate(error)
     return state is not None and state[:2] in UNAVAILABLE_CLASSES
+
+
+async def db_guarded(call: Awaitable[T]) -> T:
+    """``call``'s result; a database outage is a 503 saying to send again, as on every route."""
+    try:
+        return await call
+    except ApiError:
+        raise
+    except Exception as error:
+        if database_unavailable(error):
+            raise unavailable() from error
+        raise
 
 
 def unavailable() -> ApiError:

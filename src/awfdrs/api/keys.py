@@ -47,7 +47,16 @@ ACT_ROLES = frozenset({Role.OPERATOR, Role.ADMIN})
 ACTING_ROLES = ACT_ROLES
 
 
-RESERVED_PREFIXES = ("temporal:", "key:")
+RESERVED_PREFIXES = ("temporal:", "key:", "sso:")
+# Names that stand for someone other than a key: temporal:<name> (the Temporal door) and
+# sso:<subject> (a console SSO session). A key named so (created before ``sso:`` was reserved)
+# is refused at authentication, so it cannot act as, or be recorded as, that person.
+IMPERSONATING_PREFIXES = ("temporal:", "sso:")
+
+
+def impersonates(name: str) -> bool:
+    """True when a key's name passes for a principal that is not a key."""
+    return principal_key(name).startswith(IMPERSONATING_PREFIXES)
 
 
 def default_name(role: Role, prefix: str) -> str:
@@ -139,13 +148,14 @@ async def create_key(
         raise InvalidInputError("name", f"at most {MAX_NAME} characters, no NUL")
     if principal_key(name).startswith(RESERVED_PREFIXES):
         # temporal:<name> marks a name typed at the Temporal door, key:<prefix> a key with no
-        # name: a key named so could pass for either.
-        raise InvalidInputError("name", "must not start with temporal: or key:")
+        # name, sso:<subject> a person signed in to the console by SSO: a key named so could
+        # pass for any of them.
+        raise InvalidInputError("name", "must not start with temporal:, key: or sso:")
     prefix = secrets.token_hex(6)
     key = f"awfdrs_{prefix}_{secrets.token_urlsafe(32)}"
     assert split_key(key) == prefix
     async with tenant_session(sessions, tenant_id) as session:
-        await TenantRepository(session, tenant_id=tenant_id).current()
+        await TenantRepository(session, tenant_id=tenant_id).get_current()
         row = await ApiKeyRepository(session, tenant_id=tenant_id).add(
             name=name.strip() or default_name(role, prefix),
             role=role.value,
@@ -174,9 +184,9 @@ async def revoke_key(sessions: async_sessionmaker[AsyncSession], key: str) -> Ke
         try:
             key_id: uuid.UUID | None = uuid.UUID(key)
         except ValueError:
-            record = await directory.lookup(key.strip().lower())
+            record = await directory.find_by_prefix(key.strip().lower())
             key_id = record.id if record else None
-        tenant_id = await directory.tenant_of(key_id) if key_id else None
+        tenant_id = await directory.find_tenant_of(key_id) if key_id else None
     if key_id is None or tenant_id is None:
         raise NotFoundError("ApiKey", key)
     async with tenant_session(sessions, tenant_id) as session:

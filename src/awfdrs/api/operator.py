@@ -177,12 +177,21 @@ async def _client(request: Request) -> AwfdrsClient:
     return AwfdrsClient(await temporal_of(edge), edge.settings.task_queue, signer=signer)
 
 
-async def _own_incident(request: Request, principal: Principal, incident_id: uuid.UUID) -> None:
-    """404 unless the key's tenant has this incident; checked before anything is sent."""
+async def _own_incident(
+    request: Request, principal: Principal, incident_id: uuid.UUID, *, open_only: bool = False
+) -> None:
+    """404 unless the key's tenant has this incident; checked before anything is sent.
+    ``open_only``: 409 saying how and when it closed, when it has (its workflow has completed,
+    so Temporal could only say "not found" or "already completed")."""
     async with tenant_session(edge_of(request).sessions, principal.tenant_id) as session:
         found = await IncidentRepository(session, tenant_id=principal.tenant_id).find(incident_id)
     if found is None:
         raise ApiError(404, "not_found", f"incident {incident_id} not found")
+    if open_only and not found.status.is_open:
+        at = found.resolved_at.isoformat() if found.resolved_at else "an unknown time"
+        raise ApiError(
+            409, "refused", f"incident {incident_id} is already {found.status.value} (at {at})"
+        )
 
 
 async def _workflow_id(request: Request, principal: Principal, value: str, field: str) -> uuid.UUID:
@@ -258,6 +267,15 @@ async def get_incidents(
     summary="One incident: decisions, actions, requests and their states, the plan waiting",
 )
 async def get_incident(request: Request, principal: Reader, incident_id: uuid.UUID) -> Response:
+    return respond(await incident_detail(request, principal, incident_id))
+
+
+async def incident_detail(
+    request: Request, principal: Principal, incident_id: uuid.UUID
+) -> IncidentDetail:
+    """One incident of the principal's tenant with its workflow's snapshot when Temporal has
+    it (the API's and the console's read); :class:`ApiError` 404 for another tenant's."""
+
     async def detail() -> IncidentDetail:
         await _own_incident(request, principal, incident_id)
         snapshot = None
@@ -271,7 +289,7 @@ async def get_incident(request: Request, principal: Reader, incident_id: uuid.UU
         )
         return IncidentDetail.model_validate(found)
 
-    return respond(await _guarded(detail()))
+    return await _guarded(detail())
 
 
 @router.get(
@@ -281,6 +299,12 @@ async def get_incident(request: Request, principal: Reader, incident_id: uuid.UU
     summary="The kill switches in force for the key's tenant, and recent requests",
 )
 async def get_kill_switches(request: Request, principal: Reader) -> Response:
+    return respond(await kill_switch_status(request, principal))
+
+
+async def kill_switch_status(request: Request, principal: Principal) -> KillSwitchStatus:
+    """The principal's tenant's switches in force and recent requests (API and console)."""
+
     async def status() -> KillSwitchStatus:
         client = await _client(request)
         try:
@@ -291,7 +315,7 @@ async def get_kill_switches(request: Request, principal: Reader) -> Response:
             # No switch was ever activated for this tenant: its workflow does not exist yet.
             return KillSwitchStatus(tenant_id=principal.tenant_id, active=[], requests=[])
 
-    return respond(await _guarded(status()))
+    return await _guarded(status())
 
 
 # --- act ----------------------------------------------------------------------------------------
@@ -318,14 +342,24 @@ def _incident_command(
 async def _answer(
     request: Request, principal: Principal, incident_id: uuid.UUID, name: str, body: Any
 ) -> Response:
+    return respond(await answer_incident(request, principal, incident_id, name, body))
+
+
+async def answer_incident(
+    request: Request, principal: Principal, incident_id: uuid.UUID, name: str, body: Any
+) -> IncidentSnapshot:
+    """approve / reject (``body.plan_id``: the plan the operator saw) / resolve / ignore, for
+    the principal (API and console). The caller has checked the role. :class:`ApiError` 404
+    for another tenant's incident, 409 with the workflow's reason when it refuses."""
+
     async def act() -> IncidentSnapshot:
-        await _own_incident(request, principal, incident_id)
+        await _own_incident(request, principal, incident_id, open_only=True)
         client = await _client(request)
         # Recorded in the audit chain by the worker, with the principal its credential names,
         # when it verifies and spends the credential (whatever door the command came through).
         return await _incident_command(name)(client, incident_id, principal, body)
 
-    return respond(await _second_principal(request, principal, act()))
+    return await _second_principal(request, principal, act())
 
 
 @router.post(
@@ -385,6 +419,15 @@ async def ignore(
 async def activate_kill_switch(
     request: Request, principal: Actor, body: ActivateSwitch
 ) -> Response:
+    return respond(await activate_switch(request, principal, body))
+
+
+async def activate_switch(
+    request: Request, principal: Principal, body: ActivateSwitch
+) -> KillSwitchRequest:
+    """Stop automation for the principal's tenant or one of its workflows (API and console);
+    the caller has checked the role."""
+
     async def act() -> KillSwitchRequest:
         workflow_id = (
             await _workflow_id(request, principal, body.workflow, "workflow")
@@ -401,7 +444,7 @@ async def activate_kill_switch(
             duration_seconds=body.duration_seconds,
         )
 
-    return respond(await _guarded(act()))
+    return await _guarded(act())
 
 
 @router.post(
@@ -411,6 +454,15 @@ async def activate_kill_switch(
     summary="Release one switch, or those of a scope; held incidents resume",
 )
 async def release_kill_switch(request: Request, principal: Actor, body: ReleaseSwitch) -> Response:
+    return respond(await release_switch(request, principal, body))
+
+
+async def release_switch(
+    request: Request, principal: Principal, body: ReleaseSwitch
+) -> KillSwitchRequest:
+    """Release a switch (or a scope's) for the principal (API and console); the worker applies
+    the two-person rule, and its refusal names the keys that may release instead."""
+
     async def act() -> KillSwitchRequest:
         workflow_id = (
             await _workflow_id(request, principal, body.workflow, "workflow")
@@ -426,5 +478,4 @@ async def release_kill_switch(request: Request, principal: Actor, body: ReleaseS
             switch_id=body.switch_id,
         )
 
-    return respond(await _second_principal(request, principal, act()))
-    return respond(await _guarded(act()))
+    return await _second_principal(request, principal, act())

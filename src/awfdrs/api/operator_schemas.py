@@ -57,6 +57,7 @@ class ForceOpen(Body):
 
 class IncidentSummary(BaseModel):
     id: uuid.UUID
+    tenant_id: uuid.UUID
     tenant: str
     workflow_id: uuid.UUID | None
     status: str

@@ -113,13 +113,18 @@ class ConnectionBody(BaseModel):
     summary="The key's tenant's vendor connections with their breakers (no credential values)",
 )
 async def get_vendors(request: Request, principal: Reader) -> Response:
+    return respond_list(await connections_of(request, principal))
+
+
+async def connections_of(request: Request, principal: Principal) -> list[ConnectionView]:
+    """The principal's tenant's vendor connections with their breakers (API and console)."""
     from awfdrs.vendor_connections import list_connections
 
     async def connections() -> list[ConnectionView]:
         found = await list_connections(edge_of(request).sessions, principal.tenant_id)
         return [ConnectionView.of(c) for c in found]
 
-    return respond_list(await _guarded(connections()))
+    return await _guarded(connections())
 
 
 @router.post(
@@ -131,6 +136,14 @@ async def get_vendors(request: Request, principal: Reader) -> Response:
 async def force_open(
     request: Request, principal: Actor, name: VendorName, body: ForceOpen
 ) -> Response:
+    return respond(await stop_connection(request, principal, name, body))
+
+
+async def stop_connection(
+    request: Request, principal: Principal, name: str, body: ForceOpen
+) -> ConnectionView:
+    """Force the principal's tenant's connection to ``name`` open, recorded in the audit (API
+    and console; the caller has checked the role). 404 when the tenant has no such one."""
     from awfdrs.vendor_connections import force_connection_open
 
     async def act() -> ConnectionView:
@@ -144,7 +157,7 @@ async def force_open(
         await record_command(request, principal, "connection.force_open", ("vendor", name), body)
         return ConnectionView.of(info)
 
-    return respond(await _guarded(act()))
+    return await _guarded(act())
 
 
 @router.post(
@@ -154,6 +167,14 @@ async def force_open(
     summary="End the key's tenant's forced stop of a vendor; its next call probes the vendor",
 )
 async def release_vendor(request: Request, principal: Actor, name: VendorName) -> Response:
+    return respond(await release_stopped_connection(request, principal, name))
+
+
+async def release_stopped_connection(
+    request: Request, principal: Principal, name: str
+) -> ConnectionView:
+    """End the principal's tenant's forced stop of ``name``, recorded in the audit (API and
+    console; the caller has checked the role)."""
     from awfdrs.vendor_connections import release_connection
 
     async def act() -> ConnectionView:
@@ -161,7 +182,7 @@ async def release_vendor(request: Request, principal: Actor, name: VendorName) -
         await record_command(request, principal, "connection.release", ("vendor", name), None)
         return ConnectionView.of(info)
 
-    return respond(await _guarded(act()))
+    return await _guarded(act())
 
 
 @router.put(

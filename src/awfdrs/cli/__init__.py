@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperOption
 
+from awfdrs import __version__
 from awfdrs.cli.audit import audit
 from awfdrs.cli.incidents import incidents
 from awfdrs.cli.ingest import ingest
@@ -23,6 +26,39 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+def _no_type_for_flags(display: Any) -> Any:
+    """Typer shows every option's type in --help, flags included (``--json <bool>``): a flag
+    takes no value, so it shows none."""
+
+    def shown(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag or self.count else display(self, ctx)
+
+    return shown
+
+
+setattr(TyperOption, "display_type_rich", _no_type_for_flags(TyperOption.display_type_rich))  # noqa: B010
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"awfdrs {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """awfdrs: detect failures in business workflows and remediate them safely."""
+
+
 app.command()(up)
 app.command()(worker)
 app.command()(api)

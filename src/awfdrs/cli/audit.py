@@ -10,7 +10,10 @@ from typing import IO, Annotated, Any
 
 import typer
 
-from awfdrs.cli.common import console, databases, emit_json, fail, resolve_tenant, run
+from awfdrs.cli.common import databases, run
+from awfdrs.cli.errors import fail
+from awfdrs.cli.output import console, emit_json
+from awfdrs.cli.resolve import resolve_tenant
 from awfdrs.config import Settings
 from awfdrs.db.models import AuditEntry
 

@@ -1,35 +1,32 @@
-"""What every command shares: settings (with the local stack's), one-line failures, output."""
+"""What every command shares: settings (with the local stack's), the database connections,
+the runner that turns a failure into one line, and parsing of ``key=value`` and durations.
+
+Printing is in :mod:`awfdrs.cli.output`, failures in :mod:`awfdrs.cli.errors`, names and id
+prefixes in :mod:`awfdrs.cli.resolve`."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
-import sys
-import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
 import typer
-from pydantic import BaseModel, ValidationError
-from rich.console import Console
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from awfdrs.cli.errors import describe_failure, fail
 from awfdrs.config import APP_ROLE, ENV_PREFIX, Settings, load_settings
-from awfdrs.contracts import describe_validation_error
-from awfdrs.errors import AwfdrsError, ConfigError, ConflictError
+from awfdrs.errors import ConfigError
 
 T = TypeVar("T")
-# Piped output is read by people and greps alike: no 80-column truncation of ids.
-_WIDTH = None if sys.stdout.isatty() else 220
-console = Console(highlight=False, soft_wrap=True, width=_WIDTH)
-errors = Console(stderr=True, highlight=False, soft_wrap=True)
 
 STACK_FILE = "stack.json"
+PID_KEY = "pid"  # in the stack file: the awfdrs up that wrote it
 DEFAULT_DATA_DIR = Path(".awfdrs")
 
 
@@ -38,76 +35,64 @@ def stack_file(data_dir: Path = DEFAULT_DATA_DIR) -> Path:
 
 
 def write_stack_file(data_dir: Path, values: dict[str, str]) -> Path:
-    """Tell commands in other terminals where ``awfdrs up`` put PostgreSQL and Temporal."""
+    """Tell commands in other terminals where ``awfdrs up`` put PostgreSQL and Temporal; the
+    file names this process (``pid``), which alone removes it (:func:`remove_stack_file`)."""
     path = stack_file(data_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.touch(mode=0o600)  # it holds the stack's command signing key
     path.chmod(0o600)
-    path.write_text(json.dumps(values, indent=2))
+    path.write_text(json.dumps({**values, PID_KEY: os.getpid()}, indent=2))
     # It may carry the credentials key and database passwords: the owner's only.
     path.chmod(0o600)
     return path
 
 
+def remove_stack_file(data_dir: Path) -> None:
+    """Remove the stack file if this process wrote it; another stack's is left alone."""
+    path = stack_file(data_dir)
+    try:
+        owner = json.loads(path.read_text()).get(PID_KEY)
+    except (OSError, ValueError):
+        return
+    if owner == os.getpid():
+        path.unlink(missing_ok=True)
+
+
+def _stack_values() -> dict[str, Any]:
+    """What a running ``awfdrs up`` wrote; nothing when there is none, or when the process
+    that wrote the file is gone (a stack that crashed leaves it behind)."""
+    from awfdrs.devstack.lock import pid_alive
+
+    path = stack_file()
+    if not path.is_file():
+        return {}
+    values: dict[str, Any] = json.loads(path.read_text())
+    pid = values.pop(PID_KEY, None)
+    if isinstance(pid, int) and not pid_alive(pid):
+        return {}
+    return values
+
+
 def cli_settings() -> Settings:
     """``AWFDRS_*`` variables first; what is unset comes from a running ``awfdrs up``."""
-    path = stack_file()
     overrides: dict[str, Any] = {}
-    if path.is_file():
-        for key, value in json.loads(path.read_text()).items():
-            if f"{ENV_PREFIX}{key.upper()}" not in os.environ:
-                overrides[key] = value
+    for key, value in _stack_values().items():
+        if f"{ENV_PREFIX}{key.upper()}" not in os.environ:
+            overrides[key] = value
     return load_settings(**overrides)
 
 
-def fail(message: str) -> NoReturn:
-    errors.print(f"awfdrs: {message}", markup=False)
-    raise typer.Exit(1)
-
-
-def _where(url: str | None) -> str:
-    if url is None:
-        return "PostgreSQL"
-    parsed = make_url(url)
-    host = parsed.host or parsed.query.get("host") or "localhost"
-    return f"PostgreSQL at {host}{':' + str(parsed.port) if parsed.port else ''}/{parsed.database}"
-
-
-CONFLICTS = {
-    "uq_tenants_name": "a tenant with this name already exists",
-    "uq_workflows_tenant_id_name": "this tenant already has a workflow with this name",
-    "uq_vendors_name": "a vendor with this name already exists",
-}
-
-
-def describe_failure(error: BaseException, settings: Settings | None) -> str:
-    """One line saying what went wrong and where, instead of a traceback."""
-    import asyncpg
-    from sqlalchemy.exc import DBAPIError
-    from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
-    from temporalio.service import RPCError
-
-    if isinstance(error, ConflictError) and error.constraint in CONFLICTS:
-        return CONFLICTS[error.constraint]
-    if isinstance(error, AwfdrsError):
-        return str(error)
-    if isinstance(error, ValidationError):
-        return describe_validation_error(error)
-    if isinstance(error, WorkflowUpdateFailedError | WorkflowFailureError):
-        cause = error.cause
-        return str(getattr(cause, "message", None) or cause or error)
-    if isinstance(error, RPCError):
-        return f"Temporal refused: {error.message}"
-    temporal = settings.temporal_address if settings else "the configured address"
-    if isinstance(error, RuntimeError) and "connect" in str(error).lower():
-        return f"cannot reach Temporal at {temporal}"
-    database = _where(settings.database_url if settings else None)
-    if isinstance(error, ConnectionError | OSError | TimeoutError):
-        return f"cannot reach {database}: {error}"
-    if isinstance(error, asyncpg.PostgresError | DBAPIError):
-        first = str(getattr(error, "orig", None) or error).splitlines()[0]
-        return f"{database}: {first}"
-    return f"{type(error).__name__}: {error}"
+def require_database_url(settings: Settings) -> str:
+    """The application URL; when unset, what to run to have one."""
+    if settings.database_url is not None:
+        return settings.database_url
+    path = stack_file()
+    found = "the awfdrs up that wrote it has stopped" if path.is_file() else "none is running"
+    raise ConfigError(
+        f"{ENV_PREFIX}DATABASE_URL is not set, and no local stack was found ({path}: {found}): "
+        "start one with `make run` or `awfdrs up` in this folder, or set "
+        f"{ENV_PREFIX}DATABASE_URL"
+    )
 
 
 def run(command: Callable[[Settings], Coroutine[Any, Any, T]]) -> T:
@@ -122,14 +107,6 @@ def run(command: Callable[[Settings], Coroutine[Any, Any, T]]) -> T:
         raise typer.Exit(130) from None
     except Exception as error:
         fail(describe_failure(error, settings))
-
-
-def emit_json(value: Any) -> None:
-    if isinstance(value, BaseModel):
-        text = value.model_dump_json(indent=2)
-    else:
-        text = json.dumps(value, indent=2, default=str)
-    typer.echo(text)
 
 
 @dataclass
@@ -157,7 +134,7 @@ class Databases:
 async def databases(settings: Settings) -> AsyncIterator[Databases]:
     from awfdrs.db.session import build_engine, make_sessionmaker
 
-    app_url = settings.require_database_url()
+    app_url = require_database_url(settings)
     engines: list[AsyncEngine] = [build_engine(app_url, settings)]
     owner_url = settings.migration_database_url
     if owner_url and owner_url != app_url:
@@ -170,38 +147,6 @@ async def databases(settings: Settings) -> AsyncIterator[Databases]:
     finally:
         for engine in engines:
             await engine.dispose()
-
-
-async def resolve_tenant(dbs: Databases, value: str) -> uuid.UUID:
-    """A tenant id, from an id or a name (names need the owner connection)."""
-    from awfdrs.admin import find_tenant_by_name
-
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        pass
-    tenant = await find_tenant_by_name(dbs.owner, value)
-    if tenant is None:
-        raise ConfigError(
-            f"tenant {value!r} not found (a tenant name needs AWFDRS_MIGRATION_DATABASE_URL; "
-            "an id works with the application role alone)"
-        )
-    return tenant.id
-
-
-async def resolve_workflow(dbs: Databases, tenant_id: uuid.UUID, value: str) -> uuid.UUID:
-    from awfdrs.db.repositories import WorkflowRepository
-    from awfdrs.db.session import tenant_session
-
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        pass
-    async with tenant_session(dbs.app, tenant_id) as session:
-        workflow = await WorkflowRepository(session, tenant_id=tenant_id).find_by_name(value)
-    if workflow is None:
-        raise ConfigError(f"workflow {value!r} not found for tenant {tenant_id}")
-    return workflow.id
 
 
 def parse_assignments(pairs: list[str]) -> dict[str, Any]:

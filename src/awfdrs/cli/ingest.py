@@ -14,9 +14,10 @@ import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from awfdrs.cli.common import console, emit_json, errors, run
+from awfdrs.cli.common import run
+from awfdrs.cli.output import console, emit_json, errors
 from awfdrs.config import Settings
-from awfdrs.contracts import EventResult, IngestBatch, Outcome
+from awfdrs.contracts import EventResult, IncidentChange, IngestBatch, Outcome
 
 SHOWN_REJECTIONS = 10
 
@@ -78,6 +79,7 @@ def ingest(
         total = sum(len(chunk) for _, chunk in work)
         outcomes: list[EventResult] = list(local)
         opened = 0
+        touched: dict[uuid.UUID, IncidentChange] = {}
         limit = asyncio.Semaphore(concurrency)
         show = total > 1000 and not as_json
         with Progress(
@@ -92,6 +94,8 @@ def ingest(
                     result = await client.ingest_batch(IngestBatch(tenant_id=tenant, events=chunk))
                 outcomes.extend(result.outcomes)
                 opened += sum(1 for change in result.incidents if change.opened)
+                for change in result.incidents:  # the latest count of each incident wins
+                    touched[change.incident_id] = change
                 progress.advance(task, len(chunk))
 
             await asyncio.gather(*(send(tenant, chunk) for tenant, chunk in work))
@@ -101,11 +105,23 @@ def ingest(
             emit_json({
                 "counts": {o.value: counts.get(o, 0) for o in Outcome},
                 "incidents_opened": opened,
+                "incidents": [
+                    {"id": str(c.incident_id), "opened": c.opened, "status": c.status.value,
+                     "severity": c.severity.value, "events": c.event_count}
+                    for c in touched.values()
+                ],
                 "rejections": [o.model_dump(mode="json") for o in refused],
             })  # fmt: skip
             return
         summary = ", ".join(f"{counts.get(o, 0)} {o.value}" for o in Outcome)
         console.print(f"{len(outcomes)} events: {summary}; {opened} incident(s) opened")
+        changes = list(touched.values())
+        for change in changes[:SHOWN_REJECTIONS]:
+            verb = "opened" if change.opened else "counted on"
+            console.print(f"  incident {change.incident_id} {verb} ({change.event_count} events)")
+        if len(changes) > SHOWN_REJECTIONS:
+            more = len(changes) - SHOWN_REJECTIONS
+            console.print(f"  … and {more} more incident(s) (use --json for all)")
         for item in refused[:SHOWN_REJECTIONS]:
             key = item.idempotency_key or "(no key)"
             console.print(f"  {item.outcome.value} {escape(key)}: "

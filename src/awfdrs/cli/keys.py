@@ -8,15 +8,11 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from awfdrs.cli.common import (
-    console,
-    databases,
-    emit_json,
-    parse_duration,
-    resolve_tenant,
-    run,
-)
+from awfdrs.cli.common import databases, parse_duration, run
+from awfdrs.cli.output import console, emit_json, format_time
+from awfdrs.cli.resolve import as_uuid, resolve_key, resolve_tenant
 from awfdrs.config import Settings
+from awfdrs.errors import ConfigError, NotFoundError
 
 keys = typer.Typer(help="API keys for the HTTP edge (awfdrs api).", no_args_is_help=True)
 ROLES = ("ingest", "viewer", "operator", "admin")
@@ -45,6 +41,7 @@ def keys_create(
 
     Example: awfdrs keys create --tenant acme --role ingest --name payments-service --expires 90d
     """
+    role = role.strip().lower()
     if role not in ROLES:
         raise typer.BadParameter(f"must be one of {', '.join(ROLES)}", param_hint="--role")
     lifetime = timedelta(seconds=parse_duration(expires)) if expires else None
@@ -64,7 +61,7 @@ def keys_create(
         typer.echo(key)
         console.print("Store it now: it is not shown again.", markup=False)
         if info.expires_at:
-            console.print(f"It expires at {info.expires_at.isoformat()}.", markup=False)
+            console.print(f"It expires at {format_time(info.expires_at)}.", markup=False)
 
     run(command)
 
@@ -92,8 +89,7 @@ def keys_list(
         for k in found:
             table.add_row(
                 str(k.id), k.prefix, k.name, k.role.value, k.state(),
-                k.expires_at.isoformat(timespec="seconds") if k.expires_at else "never",
-                k.last_used_at.isoformat(timespec="seconds") if k.last_used_at else "—",
+                format_time(k.expires_at) if k.expires_at else "never", format_time(k.last_used_at),
             )  # fmt: skip
         console.print(table)
 
@@ -102,22 +98,44 @@ def keys_list(
 
 @keys.command("revoke")
 def keys_revoke(
-    key: Annotated[str, typer.Argument(help="The key's id (or its public prefix).")],
+    key: Annotated[
+        str,
+        typer.Argument(
+            help="The key's id, its public prefix, or (with --tenant) the start of its id."
+        ),
+    ],
+    tenant: Annotated[
+        str | None,
+        typer.Option(
+            "--tenant", "-t", help="Tenant name or id: to name the key by a start of its id."
+        ),
+    ] = None,
 ) -> None:
     """Revoke a key; the API refuses it within 5 seconds (its cache lives at most that long).
 
-    Example: awfdrs keys revoke 3f2b8c1e-6d0a-4c7e-9a51-2b7f0e4d9c13
+    Example: awfdrs keys revoke 3f2b8c1e-6d0a-4c7e-9a51-2b7f0e4d9c13 (or: 3f2b8c1e --tenant acme)
     """
 
     async def command(settings: Settings) -> None:
         from awfdrs.api.keys import revoke_key
 
         async with databases(settings) as dbs:
-            info = await revoke_key(dbs.app, key)
+            target = key
+            if tenant is not None:
+                target = str(await resolve_key(dbs, await resolve_tenant(dbs, tenant), key))
+            try:
+                info = await revoke_key(dbs.app, target)
+            except NotFoundError:
+                if tenant is None and as_uuid(key) is None:
+                    raise ConfigError(
+                        f"no key has the id or public prefix {key!r}; to name a key by the start "
+                        "of its id, add --tenant"
+                    ) from None
+                raise
         assert info.revoked_at is not None
         console.print(
             f"key {info.id} ({info.prefix}) of tenant {info.tenant_id} revoked at "
-            f"{info.revoked_at.isoformat(timespec='seconds')}",
+            f"{format_time(info.revoked_at)}",
             markup=False,
         )
 

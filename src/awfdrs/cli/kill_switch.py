@@ -13,16 +13,10 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from awfdrs.cli.common import (
-    console,
-    databases,
-    emit_json,
-    parse_duration,
-    resolve_tenant,
-    resolve_workflow,
-    run,
-)
+from awfdrs.cli.common import databases, parse_duration, run
+from awfdrs.cli.output import console, emit_json, format_time
 from awfdrs.cli.remote import call, refuse_by, refuse_tenant, remote
+from awfdrs.cli.resolve import resolve_switch, resolve_tenant, resolve_workflow
 from awfdrs.config import Settings
 
 kill_switch = typer.Typer(help="Emergency stops of automation.", no_args_is_help=True)
@@ -103,7 +97,10 @@ def release(
     tenant: OptionalTenant = None,
     by: By = None,
     workflow: Workflow = None,
-    switch: Annotated[uuid.UUID | None, typer.Option(help="Release this switch only.")] = None,
+    switch: Annotated[
+        str | None,
+        typer.Option(help="Release this switch only: its id, or a unique start of it."),
+    ] = None,
     reason: Annotated[str | None, typer.Option()] = None,
 ) -> None:
     """Release the switches of a scope (the tenant-wide ones without --workflow); held
@@ -116,8 +113,7 @@ def release(
     refuse_tenant(tenant, target)
     refuse_by(by, target)
     if target is not None:
-        body = {"reason": reason, "workflow": workflow,
-                "switch_id": str(switch) if switch else None}  # fmt: skip
+        body = {"reason": reason, "workflow": workflow, "switch_id": switch}
         console.print(call(target, "POST", "/v1/kill-switches/release", body=body)["message"])
         return
 
@@ -127,9 +123,13 @@ def release(
         assert tenant is not None  # refused above without the API
         assert by is not None
         tenant_id, workflow_id = await _scope(settings, tenant, workflow)
+        switch_id = None
+        if switch is not None:
+            async with databases(settings) as dbs:
+                switch_id = await resolve_switch(dbs, tenant_id, switch)
         client = await AwfdrsClient.connect(settings)
         request = await client.release_kill_switch(
-            tenant_id, released_by=by, reason=reason, workflow_id=workflow_id, switch_id=switch
+            tenant_id, released_by=by, reason=reason, workflow_id=workflow_id, switch_id=switch_id
         )
         console.print(request.message)
 
@@ -175,9 +175,9 @@ def _print_status(status: Any, as_json: bool) -> None:
         return
     table = Table("switch", "scope", "reason", "by", "since", "expires")
     for s in status.active:
-        table.add_row(str(s.switch_id), str(s.workflow_id or "whole tenant"), s.reason,
-                      s.activated_by, s.activated_at.isoformat()[:19],
-                      s.expires_at.isoformat()[:19] if s.expires_at else "—")  # fmt: skip
+        scope = str(s.workflow_id or "whole tenant")
+        since, expires = format_time(s.activated_at), format_time(s.expires_at)
+        table.add_row(str(s.switch_id), scope, s.reason, s.activated_by, since, expires)
     console.print(table)
     for r in status.requests[-5:]:
         console.print(f"  {r.kind} {r.outcome}: {r.message}")

@@ -16,7 +16,7 @@ from typing import Any
 
 import typer
 
-from awfdrs.cli.common import fail
+from awfdrs.cli.errors import fail
 
 URL_VARIABLE = "AWFDRS_API_URL"
 KEY_VARIABLE = "AWFDRS_API_KEY"

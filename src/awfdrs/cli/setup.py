@@ -8,17 +8,12 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from awfdrs.cli.common import (
-    console,
-    databases,
-    emit_json,
-    parse_assignments,
-    resolve_tenant,
-    resolve_workflow,
-    run,
-)
+from awfdrs.cli.common import databases, parse_assignments, run
+from awfdrs.cli.output import console, emit_json
+from awfdrs.cli.resolve import resolve_tenant, resolve_workflow
 from awfdrs.config import Settings
 from awfdrs.contracts import TenantSettings, WorkflowSettings
+from awfdrs.contracts.settings import masked_settings
 
 tenants = typer.Typer(help="Tenants and their settings.", no_args_is_help=True)
 workflows = typer.Typer(help="A tenant's workflows.", no_args_is_help=True)
@@ -44,7 +39,7 @@ def _tenant_json(tenant: Any) -> dict[str, Any]:
         "id": str(tenant.id),
         "name": tenant.name,
         "is_active": tenant.is_active,
-        "settings": tenant.settings.model_dump(mode="json"),
+        "settings": masked_settings(tenant.settings),
     }
 
 
@@ -70,7 +65,7 @@ def tenants_add(
             emit_json(_tenant_json(tenant))
         else:
             console.print(f"tenant [bold]{tenant.name}[/] added: {tenant.id}")
-            console.print(_settings_table("settings", tenant.settings.model_dump(mode="json")))
+            console.print(_settings_table("settings", masked_settings(tenant.settings)))
 
     run(command)
 
@@ -120,10 +115,10 @@ def tenants_show(
         async with databases(settings) as dbs:
             tenant_id = await resolve_tenant(dbs, tenant)
             async with tenant_session(dbs.app, tenant_id) as session:
-                row = await TenantRepository(session, tenant_id=tenant_id).current()
+                row = await TenantRepository(session, tenant_id=tenant_id).get_current()
                 values = TenantSettings.model_validate(row.settings)
                 name, active = row.name, row.is_active
-        shown = values.model_dump(mode="json")
+        shown = masked_settings(values)
         if as_json:
             emit_json({"id": str(tenant_id), "name": name, "is_active": active, "settings": shown})
         else:

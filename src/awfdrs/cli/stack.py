@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from awfdrs import logs
-from awfdrs.cli.common import DEFAULT_DATA_DIR, run, stack_file, write_stack_file
+from awfdrs.cli.common import DEFAULT_DATA_DIR, remove_stack_file, run, write_stack_file
 from awfdrs.config import Settings
 
 
@@ -53,68 +53,76 @@ def up(
         from awfdrs.client import AwfdrsClient, connect_temporal
         from awfdrs.db.session import build_engine, make_sessionmaker
         from awfdrs.devstack.demo import Demo
+        from awfdrs.devstack.lock import stack_lock
         from awfdrs.devstack.stack import local_stack
 
-        async with local_stack(settings, data_dir) as stack:
-            running = stack.settings
-            found = write_stack_file(
-                data_dir,
-                {
-                    "database_url": running.require_database_url(),
-                    "migration_database_url": stack.owner_url,
-                    "temporal_address": running.temporal_address,
-                    "temporal_namespace": running.temporal_namespace,
-                    "task_queue": running.task_queue,
-                    # Local CLI commands sign approvals and releases with the stack's key: the
-                    # folder's owner is this stack's deployment administrator.
-                    "command_signing_key": running.command_signing_key or "",
-                    # So `awfdrs vendors connect` in another terminal encrypts with the same key.
-                    **(
-                        {"credentials_keys": running.credentials_keys}
-                        if running.credentials_keys
-                        else {}
-                    ),
-                    **({"api_url": stack.api_url} if stack.api_url else {}),
-                },
-            )
-            ui = f", UI {stack.ui_url}" if stack.ui_url else ""
-            typer.echo(f"awfdrs is up: Temporal {running.temporal_address}{ui}")
-            if stack.api_url:
-                typer.echo(
-                    f"HTTP API {stack.api_url} (OpenAPI: {stack.api_url}/openapi.json); "
-                    "create a key with: awfdrs keys create --tenant demo --role ingest"
+        # Before anything starts: a second stack in this folder would share the embedded
+        # PostgreSQL's data, and stopping it removed the first one's stack file.
+        with stack_lock(data_dir):
+            async with local_stack(settings, data_dir) as stack:
+                running = stack.settings
+                found = write_stack_file(
+                    data_dir,
+                    {
+                        "database_url": running.require_database_url(),
+                        "migration_database_url": stack.owner_url,
+                        "temporal_address": running.temporal_address,
+                        "temporal_namespace": running.temporal_namespace,
+                        "task_queue": running.task_queue,
+                        # Local CLI commands sign approvals and releases with the stack's key: the
+                        # folder's owner is this stack's deployment administrator.
+                        "command_signing_key": running.command_signing_key or "",
+                        # So `awfdrs vendors connect` in another terminal encrypts with the
+                        # same key.
+                        **(
+                            {"credentials_keys": running.credentials_keys}
+                            if running.credentials_keys
+                            else {}
+                        ),
+                        **({"api_url": stack.api_url} if stack.api_url else {}),
+                    },
                 )
-            typer.echo(f"other awfdrs commands in this folder use it (see {found})")
-            app_engine = build_engine(running.require_database_url(), running)
-            owner_engine = build_engine(stack.owner_url, running)
-            player: Demo | None = None
-            work: Awaitable[None] | None = None
-            if demo:
-                client = AwfdrsClient(await connect_temporal(running), running.task_queue)
-                player = Demo(
-                    client,
-                    make_sessionmaker(app_engine),
-                    make_sessionmaker(owner_engine),
-                    stack.ui_url,
-                    api_url=stack.api_url,
-                )
+                ui = f", UI {stack.ui_url}" if stack.ui_url else ""
+                typer.echo(f"awfdrs is up: Temporal {running.temporal_address}{ui}")
+                if stack.api_url:
+                    typer.echo(
+                        f"HTTP API {stack.api_url} (OpenAPI: {stack.api_url}/openapi.json); "
+                        "create a key with: awfdrs keys create --tenant demo --role ingest"
+                    )
+                    how = "awfdrs keys create --tenant demo --role operator"
+                    signin = " (the demo prints a key to sign in with)" if demo else f"; key: {how}"
+                    typer.echo(f"Console {stack.api_url}/console{signin}")
+                typer.echo(f"other awfdrs commands in this folder use it (see {found})")
+                app_engine = build_engine(running.require_database_url(), running)
+                owner_engine = build_engine(stack.owner_url, running)
+                player: Demo | None = None
+                work: Awaitable[None] | None = None
+                if demo:
+                    client = AwfdrsClient(await connect_temporal(running), running.task_queue)
+                    player = Demo(
+                        client,
+                        make_sessionmaker(app_engine),
+                        make_sessionmaker(owner_engine),
+                        stack.ui_url,
+                        api_url=stack.api_url,
+                    )
 
-                async def play(demo: Demo) -> None:
-                    await demo.play()
-                    typer.echo("The stack stays up for the UI; press Ctrl-C to stop.")
+                    async def play(demo: Demo) -> None:
+                        await demo.play()
+                        typer.echo("The stack stays up for the UI; press Ctrl-C to stop.")
 
-                work = play(player)
-            else:
-                typer.echo("Press Ctrl-C to stop.")
-            try:
-                await until_stopped(work)
-            finally:
-                if player is not None:
-                    player.close()
-                await app_engine.dispose()
-                await owner_engine.dispose()
-                stack_file(data_dir).unlink(missing_ok=True)
-            typer.echo("stopping…")
+                    work = play(player)
+                else:
+                    typer.echo("Press Ctrl-C to stop.")
+                try:
+                    await until_stopped(work)
+                finally:
+                    if player is not None:
+                        player.close()
+                    await app_engine.dispose()
+                    await owner_engine.dispose()
+                    remove_stack_file(data_dir)
+                typer.echo("stopping…")
 
     run(command)
 
@@ -145,12 +153,13 @@ def api(
 
     Example: AWFDRS_DATABASE_URL=postgresql://awfdrs_app@db/awfdrs awfdrs api --port 8000
     """
-    from awfdrs.cli.common import cli_settings, describe_failure, fail
+    from awfdrs.cli.common import cli_settings, require_database_url
+    from awfdrs.cli.errors import describe_failure, fail
 
     try:
         settings = cli_settings()
         logs.configure(settings.log_level, settings.log_format)
-        settings.require_database_url()
+        require_database_url(settings)
         from awfdrs.api.server import run_api
 
         run_api(settings, host or settings.api_host, settings.api_port if port is None else port)

@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from awfdrs.cli.common import console, databases, emit_json, resolve_tenant, run
+from awfdrs.cli.common import databases, run
+from awfdrs.cli.output import console, emit_json
+from awfdrs.cli.resolve import check_vendor, resolve_tenant
 from awfdrs.config import Settings
 
 if TYPE_CHECKING:
@@ -141,6 +143,7 @@ def vendors_connect(
         credentials = dict(parse_header(h) for h in header) if header else None
         async with databases(settings) as dbs:
             tenant_id = await resolve_tenant(dbs, tenant)
+            await check_vendor(dbs, name)
             info = await connect(
                 dbs.app, tenant_id, name, cipher=_cipher(settings), base_url=base_url,
                 credentials=credentials, clear_credentials=clear_credentials,
@@ -204,6 +207,7 @@ def vendors_force_open(
         from awfdrs.vendor_connections import force_connection_open, force_vendor_open
 
         async with databases(settings) as dbs:
+            await check_vendor(dbs, name)
             if tenant is None:
                 await force_vendor_open(dbs.admin, name, by=by, reason=reason)
                 console.print(
@@ -212,7 +216,10 @@ def vendors_force_open(
                 )
                 return
             tenant_id = await resolve_tenant(dbs, tenant)
-            await force_connection_open(dbs.app, tenant_id, name, by=by, reason=reason)
+            await check_vendor(dbs, name)
+            await force_connection_open(
+                dbs.app, tenant_id, name, by=by, reason=reason, audited=True
+            )
         console.print(
             f"tenant {tenant}'s connection to {name} forced OPEN by {by}: nothing of this "
             "tenant is sent to it until released"
@@ -224,30 +231,32 @@ def vendors_force_open(
 @vendors.command("release")
 def vendors_release(
     name: Annotated[str, typer.Argument(help="Vendor name.")],
+    by: Annotated[str, typer.Option("--by", help="Who releases it (recorded).")],
     tenant: OptionalTenant = None,
-    by: Annotated[str | None, typer.Option("--by", help="Who releases it.")] = None,
-    reason: Annotated[str | None, typer.Option("--reason", help="Why.")] = None,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why (recorded).")] = None,
 ) -> None:
-    """End a forced stop: the tenant's connection with --tenant (its next call is a probe),
-    else the deployment-wide stop of the vendor.
+    """End a forced stop: the tenant's connection with --tenant (its next call is a probe; who
+    and why go to the tenant's audit), else the deployment-wide stop of the vendor.
 
-    Example: awfdrs vendors release stripe --tenant acme --by alice
+    Example: awfdrs vendors release stripe --tenant acme --by alice --reason "INC-42 fixed"
     """
+    if not by.strip():
+        raise typer.BadParameter("must name who releases it", param_hint="--by")
 
     async def command(settings: Settings) -> None:
         from awfdrs.vendor_connections import release_connection, release_vendor
 
-        who = f" by {by}" if by else ""
         why = f": {reason}" if reason else ""
         async with databases(settings) as dbs:
+            await check_vendor(dbs, name)
             if tenant is None:
                 await release_vendor(dbs.admin, name)
-                console.print(f"vendor {name} released for every tenant{who}{why}")
+                console.print(f"vendor {name} released for every tenant by {by}{why}")
                 return
             tenant_id = await resolve_tenant(dbs, tenant)
-            await release_connection(dbs.app, tenant_id, name)
+            await release_connection(dbs.app, tenant_id, name, by=by, reason=reason)
         console.print(
-            f"tenant {tenant}'s connection to {name} released{who}{why} "
+            f"tenant {tenant}'s connection to {name} released by {by}{why} "
             "(HALF_OPEN: the next call probes it)"
         )
 

@@ -34,7 +34,7 @@ MAX_FUTURE_SKEW = timedelta(minutes=5)
 # Temporal refuses a payload over 2 MiB and warns from 512 KiB. A batch travels twice (workflow
 # input, then activity input) and a typical event serialises to ~525 bytes, so clients cut
 # batches at 256 KiB (about 490 typical events) or 1,000 events, whichever comes first: an
-# eighth of the hard limit, half the warning threshold. The README has the measurement.
+# eighth of the hard limit, half the warning threshold. docs/ARCHITECTURE.md has the measurement.
 MAX_BATCH_EVENTS = 1000
 MAX_BATCH_BYTES = 256 * 1024
 EVENT_TYPE_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,254}$"

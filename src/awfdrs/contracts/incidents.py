@@ -202,8 +202,12 @@ class EpisodeEscalation(IncidentRef):
 
 
 class CloseIncident(IncidentRef):
+    """``only_if``: close only while the incident's requests are counted exactly so (an
+    automatic close); otherwise the close is declined and the incident stays open."""
+
     status: IncidentStatus
     resolution: str
+    only_if: Tally | None = None
 
 
 class PhaseNote(IncidentRef):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import (
     Field,
@@ -61,4 +61,26 @@ def incident_params(settings: TenantSettings) -> IncidentParams:
     return IncidentParams(**settings.model_dump(include=set(IncidentParams.model_fields)))
 
 
-__all__ = ["IncidentParams", "TenantSettings", "WorkflowSettings", "incident_params"]
+# Settings that are secrets: shown as MASK wherever settings are read back (API, CLI).
+SECRET_SETTINGS = ("escalation_routing_key",)
+MASK = "***"
+
+
+def masked_settings(settings: TenantSettings) -> dict[str, Any]:
+    """The settings as JSON, each secret that is set replaced by ``***``."""
+    shown = settings.model_dump(mode="json")
+    for name in SECRET_SETTINGS:
+        if shown.get(name):
+            shown[name] = MASK
+    return shown
+
+
+__all__ = [
+    "MASK",
+    "SECRET_SETTINGS",
+    "IncidentParams",
+    "TenantSettings",
+    "WorkflowSettings",
+    "incident_params",
+    "masked_settings",
+]

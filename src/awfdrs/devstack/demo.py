@@ -35,6 +35,7 @@ from awfdrs.contracts import EventResult, IncidentChange, Outcome, TenantSetting
 from awfdrs.db.repositories import (
     ActionRepository,
     DecisionRepository,
+    EventRepository,
     IncidentRepository,
     RequestRepository,
 )
@@ -47,6 +48,8 @@ from awfdrs.vendor_connections import connect
 TENANT = "demo"
 LEFTOVER_TIMEOUT = 3.0
 VENDOR = "demo-gateway"
+# Every event the demo sends has an idempotency key starting so (then the run id).
+DEMO_KEYS = "demo-"
 SETTINGS = {
     "grouping_window_seconds": 4,
     "verification_window_seconds": 6,
@@ -122,14 +125,20 @@ class Demo:
         return existing.id
 
     async def _close_earlier_runs(self, tenant_id: uuid.UUID) -> None:
-        """Resolve what an earlier demo left open, so this run starts from a clean slate."""
+        """Resolve what an earlier demo left open, so this run starts from a clean slate.
+
+        Only the demo's own incidents (their latest event is one the demo sent): events a
+        person sent to the demo tenant stay open for that person to answer.
+        """
         async with tenant_session(self.sessions, tenant_id) as session:
             incidents = IncidentRepository(session, tenant_id=tenant_id)
-            leftovers = [
-                i.id
-                for status in OPEN_INCIDENT_STATUSES
-                for i in await incidents.get_incidents_by_status(status)
-            ]
+            events = EventRepository(session, tenant_id=tenant_id)
+            leftovers = []
+            for status in OPEN_INCIDENT_STATUSES:
+                for incident in await incidents.get_incidents_by_status(status):
+                    latest = await events.find_latest_for_signature(incident.signature)
+                    if latest is not None and latest.idempotency_key.startswith(DEMO_KEYS):
+                        leftovers.append(incident.id)
         for incident_id in leftovers:
             try:
                 # Bounded: an earlier run's workflow may be on a task queue no worker serves
@@ -173,8 +182,10 @@ class Demo:
             f"  vendor  {VENDOR} at {self.vendor.url} (answers each request 503 once, then 200)"
         )
         self.say(f"  webhook {self.receiver.url}/v2/enqueue (PagerDuty Events v2 shape)")
+        if self.api_url:
+            await self._console_key(tenant_id)
 
-        key = f"demo-{self.run_id}"
+        key = f"{DEMO_KEYS}{self.run_id}"
         # Each run's charges are new requests (a header of the run says so): a later run
         # sending the very same requests would rightly be told they already succeeded.
         retry = {
@@ -221,6 +232,16 @@ class Demo:
             query = urllib.parse.quote(f'AwfdrsTenant="{tenant_id}"')
             self.say(f"\nTemporal UI: {self.ui_url}/namespaces/default/workflows?query={query}")
         return settled
+
+    async def _console_key(self, tenant_id: uuid.UUID) -> str:
+        """An operator key of the demo tenant for the web console, printed with its URL (a new
+        one each run: keys are stored only as hashes, so an earlier one cannot be shown)."""
+        key, _ = await create_key(
+            self.sessions, tenant_id, Role.OPERATOR, name=f"demo operator {self.run_id}"
+        )
+        self.say(f"  console [bold]{self.api_url}/console[/] · sign in with the operator key")
+        self.say(f"          [bold]{key}[/]")
+        return key
 
     async def _send(self, tenant_id: uuid.UUID, events: list[dict[str, Any]]) -> IngestSummary:
         if self.api_url is None:
@@ -272,7 +293,7 @@ class Demo:
     async def _report(self, tenant_id: uuid.UUID, incident_ids: set[uuid.UUID]) -> bool:
         settled = 0
         async with tenant_session(self.sessions, tenant_id) as session:
-            incidents = await IncidentRepository(session, tenant_id=tenant_id).find_many(
+            incidents = await IncidentRepository(session, tenant_id=tenant_id).list_by_ids(
                 incident_ids
             )
             for incident in sorted(incidents, key=lambda i: i.created_at):

@@ -27,7 +27,7 @@ from awfdrs.devstack.postgres import (
     create_database,
     with_database,
 )
-from awfdrs.devstack.temporal import DevServer, port_open
+from awfdrs.devstack.temporal import UI_PORT, DevServer, free_port, port_open
 from awfdrs.remediation.credentials import new_key
 from awfdrs.signing import new_signing_key
 from awfdrs.temporal_admin import ensure_search_attributes
@@ -39,6 +39,7 @@ CREDENTIALS_KEY_FILE = "credentials.key"
 
 
 SIGNING_KEY_FILE = "command-signing.key"
+CONSOLE_SECRET_FILE = "console-session.key"
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,32 @@ def _database_urls(settings: Settings) -> tuple[str, str] | None:
     return owner, app
 
 
+def dev_server_ports(settings: Settings) -> tuple[int, int] | None:
+    """The (Temporal, UI) ports of the dev server this stack starts; None to use the server
+    named by ``AWFDRS_TEMPORAL_ADDRESS``, which answers.
+
+    A server merely found at the default address may be another folder's stack: sharing its
+    task queue would let two workers with two databases take each other's tasks. So without
+    an address set on purpose, this stack starts a dev server of its own, on free ports when
+    the usual ones are taken.
+    """
+    host, _, port = settings.temporal_address.rpartition(":")
+    ui_port = free_port(host) if port_open(host, UI_PORT) else UI_PORT
+    if "temporal_address" in settings.model_fields_set:
+        return None if port_open(host, int(port)) else (int(port), ui_port)
+    if not port_open(host, int(port)):
+        return int(port), ui_port
+    chosen = free_port(host), ui_port
+    log.warning(
+        "%s is taken (another awfdrs up?): this stack's Temporal dev server listens on %s:%d "
+        "instead (set AWFDRS_TEMPORAL_ADDRESS to use a server of your own)",
+        settings.temporal_address,
+        host,
+        chosen[0],
+    )
+    return chosen
+
+
 @asynccontextmanager
 async def local_stack(
     settings: Settings, data_dir: Path, *, with_api: bool = True
@@ -84,20 +111,24 @@ async def local_stack(
         await asyncio.to_thread(migrate.upgrade, owner_url)
         log.info("migrations applied")
 
-        host, _, port = settings.temporal_address.rpartition(":")
+        host = settings.temporal_address.rpartition(":")[0]
         ui_url: str | None = None
-        if port_open(host, int(port)):
-            log.info("using the Temporal server already at %s", settings.temporal_address)
+        ports = dev_server_ports(settings)
+        if ports is None:
+            log.info("using the Temporal server at %s", settings.temporal_address)
         else:
+            temporal_port, ui_port = ports
             server = DevServer(
                 host=host,
-                port=int(port),
+                port=temporal_port,
+                ui_port=ui_port,
                 db_file=data_dir / "temporal.db",
                 log_file=data_dir / "temporal.log",
             )
             await server.start()
             stack.callback(server.stop)
             ui_url = server.ui_url
+            settings = settings.model_copy(update={"temporal_address": server.address})
             log.info("Temporal dev server at %s, UI at %s", server.address, ui_url)
         worker_settings = settings.model_copy(
             update={
@@ -107,12 +138,24 @@ async def local_stack(
                 or _kept_secret(data_dir / SIGNING_KEY_FILE, new_signing_key),
                 "credentials_keys": settings.credentials_keys
                 or _kept_secret(data_dir / CREDENTIALS_KEY_FILE, new_key),
+                # Console sessions survive a restart of the stack.
+                "console_session_secret": settings.console_session_secret
+                or _kept_secret(data_dir / CONSOLE_SECRET_FILE, new_signing_key),
             }
         )
         client = await connect_temporal(worker_settings)
         added = await ensure_search_attributes(client)
         if added:
             log.info("registered search attributes %s", ", ".join(added))
+
+        # The API first, so that the worker's escalations can link the console at its URL.
+        api_url = None
+        if with_api:
+            api_url = await stack.enter_async_context(_api(worker_settings))
+            log.info("API at %s (OpenAPI at %s/openapi.json)", api_url, api_url)
+            if not settings.console_url:
+                console = f"{api_url}/console/incidents/{{incident_id}}"
+                worker_settings = worker_settings.model_copy(update={"console_url": console})
 
         worker, _, dispatcher = await stack.enter_async_context(worker_resources(worker_settings))
         task = asyncio.create_task(worker.run())
@@ -128,10 +171,6 @@ async def local_stack(
                 await task
 
         stack.push_async_callback(stop_worker)
-        api_url = None
-        if with_api:
-            api_url = await stack.enter_async_context(_api(worker_settings))
-            log.info("API at %s (OpenAPI at %s/openapi.json)", api_url, api_url)
         yield RunningStack(worker_settings, owner_url, ui_url, api_url)
 
 

@@ -19,6 +19,18 @@ def port_open(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+# The dev server UI's usual port (the Temporal CLI's default).
+UI_PORT = 8233
+
+
+def free_port(host: str) -> int:
+    """A port nothing listens on now (the OS's pick)."""
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
 class DevServer:
     """A dev server on ``host:port`` with its UI on ``ui_port``, persisted in ``db_file``."""
 
@@ -27,7 +39,7 @@ class DevServer:
         *,
         host: str = "127.0.0.1",
         port: int = 7233,
-        ui_port: int = 8233,
+        ui_port: int = UI_PORT,
         db_file: Path | None = None,
         log_file: Path | None = None,
     ) -> None:

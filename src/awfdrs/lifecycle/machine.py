@@ -29,6 +29,7 @@ from awfdrs.lifecycle.state import (
     ProbeResult,
     ReviewResult,
     RoundResult,
+    Tally,
     Transition,
     VerificationResult,
 )
@@ -157,10 +158,7 @@ def on_review(state: IncidentState, result: ReviewResult) -> Transition:
     if not result.still_open:
         return _closed(state, result.status, None)
     if result.tally.all_recovered:
-        return Transition(
-            state=state,
-            command=CloseCmd(status=IncidentStatus.RESOLVED, resolution=_recovered_words(state)),
-        )
+        return _close_if_unchanged(state, _recovered_words(state), result.tally)
     if result.handed_over:
         noun = "request" if result.handed_over == 1 else "requests"
         state = state.model_copy(
@@ -171,6 +169,15 @@ def on_review(state: IncidentState, result: ReviewResult) -> Transition:
             }
         )
     return Transition(state=state)
+
+
+def _close_if_unchanged(state: IncidentState, resolution: str, tally: Tally) -> Transition:
+    """RESOLVED on the count just read, if the requests are still so when the close takes the
+    incident's row: a request that joined in between must not be closed over unsent."""
+    return Transition(
+        state=state,
+        command=CloseCmd(status=IncidentStatus.RESOLVED, resolution=resolution, only_if=tally),
+    )
 
 
 def _recovered_words(state: IncidentState) -> str:
@@ -201,10 +208,7 @@ def after_analysis(
                 if result.tally.all_recovered
                 else f"done: each of the affected requests worked again ({result.tally.words()})"
             )
-            return Transition(
-                state=state,
-                command=CloseCmd(status=IncidentStatus.RESOLVED, resolution=resolution),
-            )
+            return _close_if_unchanged(state, resolution, result.tally)
         return Transition(
             state=move(
                 state,
@@ -458,13 +462,7 @@ def after_round(
     planning what joined meanwhile, or verifying."""
     if (done := _ignore_if_closed(state)) is not None:
         return done
-    state = state.model_copy(
-        update={
-            "tally": result.tally,
-            "status": result.status,
-            "actions": _keep(state.actions, result.action),
-        }
-    )
+    state = _took_in(state, result)
     if not result.still_open:
         return _closed(state, result.status, None)
     if result.held_by is not None:
@@ -535,18 +533,23 @@ def _problems(result: RoundResult) -> list[str]:
     return problems
 
 
-def after_escalation(state: IncidentState, result: EscalationResult, now: datetime) -> Transition:
-    """An escalation or hand-over finished: a human has the incident, or must be found. The
-    incident waits for an operator either way; it never fails for an undeliverable page."""
-    if (done := _ignore_if_closed(state)) is not None:
-        return done
-    state = state.model_copy(
+def _took_in(state: IncidentState, result: RoundResult | EscalationResult) -> IncidentState:
+    """An action's round taken into the state: the tally and status it saw, and the action."""
+    return state.model_copy(
         update={
             "tally": result.tally,
             "status": result.status,
             "actions": _keep(state.actions, result.action),
         }
     )
+
+
+def after_escalation(state: IncidentState, result: EscalationResult, now: datetime) -> Transition:
+    """An escalation or hand-over finished: a human has the incident, or must be found. The
+    incident waits for an operator either way; it never fails for an undeliverable page."""
+    if (done := _ignore_if_closed(state)) is not None:
+        return done
+    state = _took_in(state, result)
     if not result.still_open:
         return _closed(state, result.status, None)
     action = result.action
@@ -604,10 +607,7 @@ def after_probe(
     if not result.still_open:
         return _closed(state, result.status, None)
     if result.tally.all_recovered:
-        return Transition(
-            state=state,
-            command=CloseCmd(status=IncidentStatus.RESOLVED, resolution=_recovered_words(state)),
-        )
+        return _close_if_unchanged(state, _recovered_words(state), result.tally)
     if result.holds:
         return Transition(
             state=_hold(
@@ -685,6 +685,19 @@ def close_check(state: IncidentState) -> str | None:
 def after_close(state: IncidentState, result: CloseResult) -> IncidentState:
     if state.phase is C:
         return state
+    if result.status.is_open:
+        # Declined: the requests changed after they were counted. Stay in the phase and read
+        # them again, as when ingest says a request joined. Only automatic closes decline, so
+        # `closing` (an operator's close in flight meanwhile) is left as it is.
+        tally = result.tally or state.tally
+        return state.model_copy(
+            update={
+                "tally": tally,
+                "news": state.news.model_copy(update={"joined": True}),
+                "details": f"{state.status.value}: the requests changed as it was closing "
+                f"({tally.words()}); reading them again",
+            }
+        )
     return _closed(
         state.model_copy(update={"closing": False}), result.status, result.resolution
     ).state

@@ -248,8 +248,12 @@ class Escalation(Value):
 
 
 class CloseCmd(Value):
+    """``only_if``: an automatic close, made on this count of the requests; it happens only
+    while the requests are still exactly so (an operator's close has none: it always happens)."""
+
     status: IncidentStatus
     resolution: str
+    only_if: Tally | None = None
 
 
 class DecideCmd(Value):
@@ -391,10 +395,15 @@ class ProbeResult(Value):
 
 
 class CloseResult(Value):
+    """An open ``status``: an automatic close was declined, the requests having changed since
+    they were counted (``tally``: as they are now)."""
+
     status: IncidentStatus
     resolution: str | None
     closed_now: bool
     cancelled: int = 0
+    tally: Tally | None = None
+    more: bool = False  # unsent requests may be left to cancel: the workflow closes again
 
 
 class EpisodeResult(Value):

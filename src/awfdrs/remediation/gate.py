@@ -32,6 +32,7 @@ from awfdrs.db.repositories import (
 )
 from awfdrs.enums import ActionType, GateControl, GateEffect, RemediationMode
 from awfdrs.lifecycle import Verdict
+from awfdrs.words import span
 
 BUDGET_LOCK_CLASS = 0x4244  # "BD": serialises budget counting per tenant
 _BUDGET_LOCK = text("SELECT pg_advisory_xact_lock(:cls, hashtext(:tenant))")
@@ -77,7 +78,7 @@ class KillSwitchCheck:
     async def check(self, gate: GateInput, session: AsyncSession) -> Hold | None:
         if not gate.action_type.is_automatic:
             return None  # a human is never silenced
-        switch = await KillSwitchRepository(session, tenant_id=gate.tenant_id).covering(
+        switch = await KillSwitchRepository(session, tenant_id=gate.tenant_id).find_covering(
             gate.workflow_id
         )
         if switch is None:
@@ -145,7 +146,7 @@ class FuseCheck:
             return None  # the episode's escalation does not silence the incident's own
         settings = gate.settings
         since = gate.now - timedelta(seconds=settings.fuse_window_seconds)
-        count = await IncidentRepository(session, tenant_id=gate.tenant_id).open_count_since(since)
+        count = await IncidentRepository(session, tenant_id=gate.tenant_id).count_open_since(since)
         episodes = FuseEpisodeRepository(session, tenant_id=gate.tenant_id)
         if count <= settings.fuse_max_open_incidents:
             current = await episodes.find_open()
@@ -162,7 +163,7 @@ class FuseCheck:
         return Hold(
             self.control,
             GateEffect.HOLD,
-            f"systemic failure: {count} incidents opened within {window} (more than "
+            f"systemic failure: {count} incidents opened within {span(window)} (more than "
             f"{settings.fuse_max_open_incidents}); automation is stopped for the tenant and one "
             "escalation covers the episode",
             # Every held incident tries to claim the episode's escalation; one wins, so the
@@ -193,7 +194,7 @@ class BudgetCheck:
         return Hold(
             self.control,
             GateEffect.ESCALATE,
-            f"remediation budget spent: {used} requests sent within {window}, at most "
+            f"remediation budget spent: {used} requests sent within {span(window)}, at most "
             f"{settings.budget_actions_per_hour}; escalating instead of acting",
         )
 

@@ -27,7 +27,7 @@ async def claim_slot(
     window = timedelta(seconds=vendor.rate_limit_window_seconds) + GUARD
     # The window is full when it holds `limit` slots; the next one frees when the call that is
     # `limit` calls back leaves it.
-    oldest_counted = await calls.nth_newest(
+    oldest_counted = await calls.find_nth_newest(
         vendor.vendor_id, now - window, vendor.rate_limit_per_minute
     )
     if oldest_counted is not None:

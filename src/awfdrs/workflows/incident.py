@@ -82,6 +82,9 @@ HISTORY_LIMIT = 8_000
 SIGNED_APPROVALS = "signed-approvals"
 # Patch id: reject / resolve / ignore record a verified principal, or temporal:<name>.
 VERIFIED_STOPS = "verified-stops"
+# Patch id: a closed incident's sweep of unsent requests retries on a timer instead of giving
+# up on its first failure, and runs after a close whose answer was lost.
+SWEEP_RETRIES = "sweep-retries"
 # How a local activity's failure reaches the workflow: its own error bare (ApplicationError,
 # also for a non-retryable error type), a timeout wrapped (ActivityError).
 LOCAL_FAILURES = (ActivityError, ApplicationError)
@@ -121,6 +124,9 @@ class IncidentWorkflow:
         )
         self._published_details: str | None = None
         self._operator_closed = False
+        # A close left unsent requests of a very large incident. A run that starts closed was
+        # continued as new by the sweep itself (nothing else continues a closed run).
+        self._unswept = self._state.phase is Phase.CLOSED
         self._woke_at: datetime | None = None  # when a wait last ended: news waits a floor
 
     # --- what ingest and operators can send -----------------------------------------------
@@ -213,19 +219,22 @@ class IncidentWorkflow:
 
     @workflow.update(description="Close the incident as RESOLVED. {actor, reason} both required.")
     async def resolve(self, command: CloseCommand) -> IncidentSnapshot:
-        if workflow.patched(VERIFIED_STOPS):
-            actor = await self._stopper(command, RESOLVE, {"reason": command.reason})
-            self._refuse_now(machine.close_check(self._state))
-            command = command.model_copy(update={"actor": actor, "credential": None})
-        return await self._close_now(IncidentStatus.RESOLVED, command)
+        return await self._close_by(IncidentStatus.RESOLVED, RESOLVE, command)
 
     @workflow.update(description="Close the incident as IGNORED. {actor, reason} both required.")
     async def ignore(self, command: CloseCommand) -> IncidentSnapshot:
+        return await self._close_by(IncidentStatus.IGNORED, IGNORE, command)
+
+    async def _close_by(
+        self, status: IncidentStatus, name: str, command: CloseCommand
+    ) -> IncidentSnapshot:
+        """An operator's close: the stopper is verified (never refused for its credential), the
+        close re-checked after that activity (the incident may have closed meanwhile)."""
         if workflow.patched(VERIFIED_STOPS):
-            actor = await self._stopper(command, IGNORE, {"reason": command.reason})
+            actor = await self._stopper(command, name, {"reason": command.reason})
             self._refuse_now(machine.close_check(self._state))
             command = command.model_copy(update={"actor": actor, "credential": None})
-        return await self._close_now(IncidentStatus.IGNORED, command)
+        return await self._close_now(status, command)
 
     @resolve.validator
     def _validate_resolve(self, command: CloseCommand) -> None:
@@ -325,7 +334,7 @@ class IncidentWorkflow:
         self._operator_closed = True
         verb = "resolved" if status is IncidentStatus.RESOLVED else "ignored"
         try:
-            result = await workflow.execute_local_activity_method(
+            result = await self._budgeted(
                 IncidentActivities.close,
                 CloseIncident(
                     tenant_id=self._in.tenant_id,
@@ -333,18 +342,20 @@ class IncidentWorkflow:
                     status=status,
                     resolution=f"{verb} by {command.actor}: {command.reason}",
                 ),
-                start_to_close_timeout=LOCAL_TIMEOUT,
-                schedule_to_close_timeout=LOCAL_BUDGET,
-                retry_policy=LOCAL_RETRY,
-                summary=f"close as {status.value}",
+                f"close as {status.value}",
             )
         except LOCAL_FAILURES as error:
             self._state = self._state.model_copy(update={"closing": False})
+            if workflow.patched(SWEEP_RETRIES):
+                # Its transaction may have committed before the answer was lost: if the
+                # incident turns out closed, the sweep makes sure nothing is left PENDING.
+                self._unswept = True
             raise ApplicationError(
                 f"the {verb} could not be recorded, nothing changed: {error.cause or error}",
                 type="CloseNotRecorded",
             ) from None
         self._state = machine.after_close(self._state, result)
+        self._unswept = result.more
         for send in self._sends:
             send.cancel()  # what is in flight lands and is recorded by its activity
         self._publish()
@@ -383,6 +394,7 @@ class IncidentWorkflow:
                     workflow.continue_as_new(self._carry())
         self._publish()
         await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._sweep()
         if self._operator_closed:
             # Complete in a later task than the one answering the operator: a workflow task
             # that completes the run is refused when an event (a cancelled send's answer)
@@ -392,6 +404,39 @@ class IncidentWorkflow:
 
     def _closed(self) -> bool:
         return self._state.phase is Phase.CLOSED
+
+    async def _sweep(self) -> None:
+        """Cancel what a close had no time for (an incident of tens of thousands of requests):
+        closing again, a budget at a time, until none is left. Claims already refuse them; this
+        is so that no request of a closed incident is left PENDING. A database that fails it
+        is waited out on a timer, as any step's is; a long outage continues as new."""
+        backoff = LOCAL_BACKOFF_FIRST
+        while self._unswept and self._closed():
+            try:
+                result = await self._budgeted(
+                    IncidentActivities.close,
+                    CloseIncident(
+                        tenant_id=self._in.tenant_id,
+                        incident_id=self._in.incident_id,
+                        status=self._state.status,
+                        resolution=self._state.resolution or "closed",
+                    ),
+                    "cancel the rest of the unsent requests",
+                )
+            except LOCAL_FAILURES as error:
+                if not workflow.patched(SWEEP_RETRIES):
+                    return  # as recorded before the patch: the run completed here
+                workflow.logger.warning(
+                    "cancelling the rest failed, trying again in %s: %s",
+                    backoff,
+                    error.cause or error,
+                )
+                await workflow.sleep(backoff, summary="retry: cancel the rest")
+                backoff = min(LOCAL_BACKOFF_MAX, backoff * 2)
+                if self._should_continue_as_new():
+                    workflow.continue_as_new(self._carry())
+                continue
+            self._unswept = result.more
 
     def _busy(self) -> bool:
         return self._state.closing or self._state.answer is not None or bool(self._sends)
@@ -454,10 +499,12 @@ class IncidentWorkflow:
                     incident_id=self._in.incident_id,
                     status=command.status,
                     resolution=command.resolution,
+                    only_if=command.only_if,
                 ),
                 f"close as {command.status.value}",
             )
             self._state = machine.after_close(self._state, result)
+            self._unswept = result.more
         elif isinstance(command, lifecycle.DecideCmd):
             await self._decide(command)
 
@@ -773,6 +820,17 @@ class IncidentWorkflow:
 
     # --- calling activities -----------------------------------------------------------------
 
+    async def _budgeted(self, method: Callable[[Any, A], Awaitable[R]], arg: A, summary: str) -> R:
+        """A database step as a local activity within its budget of seconds (policies.py)."""
+        return await workflow.execute_local_activity_method(
+            method,
+            arg,
+            start_to_close_timeout=LOCAL_TIMEOUT,
+            schedule_to_close_timeout=LOCAL_BUDGET,
+            retry_policy=LOCAL_RETRY,
+            summary=summary,
+        )
+
     async def _local(self, method: Callable[[Any, A], Awaitable[R]], arg: A, summary: str) -> R:
         """A database step as a local activity with a short budget. Past it (the database is
         down, a bug), wait on a durable timer and try again: updates, queries and worker
@@ -782,14 +840,7 @@ class IncidentWorkflow:
         failing: str | None = None
         while True:
             try:
-                result = await workflow.execute_local_activity_method(
-                    method,
-                    arg,
-                    start_to_close_timeout=LOCAL_TIMEOUT,
-                    schedule_to_close_timeout=LOCAL_BUDGET,
-                    retry_policy=LOCAL_RETRY,
-                    summary=summary,
-                )
+                result = await self._budgeted(method, arg, summary)
             except LOCAL_FAILURES as error:
                 if self._closed():
                     raise StepAbandoned from None

@@ -112,7 +112,7 @@ def _closed_by_peer(conn: socket.socket) -> bool:
         conn.setblocking(True)
 
 
-async def test_a_slow_answer_outlives_the_lease_and_the_next_attempt_overlaps(
+async def test_a_slow_answer_outliving_its_lease_is_never_overlapped_by_the_next_attempt(
     stack: Stack, vendor: FlakyVendor
 ) -> None:
     trickle = TricklingVendor()
@@ -149,7 +149,7 @@ async def test_a_slow_answer_outlives_the_lease_and_the_next_attempt_overlaps(
         trickle.close()
 
 
-async def test_a_claim_that_waited_for_the_vendor_lock_gets_a_lease_shorter_than_its_call(
+async def test_a_claim_that_waited_for_the_vendor_lock_never_overlaps_either(
     stack: Stack, vendor: FlakyVendor
 ) -> None:
     """``_claim`` takes ``now`` before it waits for the vendor's row lock and the lease is

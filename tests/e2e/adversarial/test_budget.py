@@ -9,7 +9,7 @@ from tests.e2e.test_remediation_promises import payment, requests_of
 from tests.support.pipeline import Stack
 
 
-async def test_a_retry_of_a_request_already_counted_is_refused_by_the_budget(
+async def test_a_retry_of_a_request_already_counted_is_not_refused_by_the_budget(
     stack: Stack, vendor: FlakyVendor
 ) -> None:
     vendor.script = Script(statuses=[503])  # the first attempt fails, the second would work

@@ -19,7 +19,7 @@ def same_capture(stack_tenant: Any, key: str, vendor: str, code: str) -> dict[st
     return payment(stack_tenant, key, vendor, 4242, code=code)
 
 
-async def test_one_request_in_two_incidents_of_one_batch_is_executed_twice(
+async def test_one_request_in_two_incidents_of_one_batch_is_executed_once(
     stack: Stack, vendor: FlakyVendor
 ) -> None:
     tenant = await stack.tenant(verification_window_seconds=0.3)
@@ -45,7 +45,7 @@ async def test_one_request_in_two_incidents_of_one_batch_is_executed_twice(
     )
 
 
-async def test_one_request_in_two_open_incidents_is_sent_again_and_attempts_overlap(
+async def test_one_request_in_two_open_incidents_is_sent_once_and_never_overlaps(
     stack: Stack, vendor: FlakyVendor
 ) -> None:
     vendor.script = Script(latency=1.5)

@@ -11,6 +11,7 @@ transaction, which a loaded database widens."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -35,7 +36,7 @@ def success(tenant: Any, key: str, order: str, at: datetime) -> dict[str, Any]:
     return body
 
 
-async def test_two_crossing_batches_deadlock(
+async def test_two_crossing_batches_that_deadlock_both_land(
     committed_sessions: async_sessionmaker[AsyncSession],
     monkeypatch: pytest.MonkeyPatch,
     undelivered_queue: str,
@@ -63,7 +64,11 @@ async def test_two_crossing_batches_deadlock(
         arrived += 1
         if arrived >= 2:
             both.set()
-        await asyncio.wait_for(both.wait(), 5)
+        # The events' counter rows are striped by backend pid (migration 0004): when the two
+        # connections share a stripe, B waits for A's commit before it gets here, and A goes
+        # on alone after the timeout (then nothing crosses, and nothing may be refused either).
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(both.wait(), 2)
         return await original(self, successes, **kw)
 
     monkeypatch.setattr(RequestRepository, "apply_evidence", paused)

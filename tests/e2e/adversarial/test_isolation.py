@@ -1,7 +1,8 @@
 """Migration 0005's foreign keys: every other tenant-owned child points at its parent through
-``(tenant_id, id)``, so a row cannot point into another tenant (README, "row-level security").
-``remediation_requests.first_event_id`` references ``events(id)`` alone, and foreign-key checks
-do not apply row-level security: a tenant's request row may name another tenant's event."""
+``(tenant_id, id)``, so a row cannot point into another tenant (docs/ARCHITECTURE.md, "The data
+layer"). ``remediation_requests.first_event_id`` references ``events(id)`` alone, and
+foreign-key checks do not apply row-level security: a tenant's request row may name another
+tenant's event."""
 
 from __future__ import annotations
 

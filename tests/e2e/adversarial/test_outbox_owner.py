@@ -70,7 +70,7 @@ async def test_the_dispatcher_sees_no_notice_when_the_owner_is_not_a_superuser(
             await admin.close()
         async with sessions() as session, session.begin():
             claimed = await OutboxQueue(session).claim("awfdrs", 10, 60)
-            depth, _ = await OutboxQueue(session).stats()
+            depth, _ = await OutboxQueue(session).count_pending()
         assert written == 1  # the notice is there ...
         assert [str(c.incident_id) for c in claimed] == [str(result.incidents[0].incident_id)], (
             f"{written} notice written, {len(claimed)} claimed, stats say depth {depth}: the "

@@ -16,7 +16,7 @@ from tests.support.database import ScratchDatabase
 from tests.support.pipeline import Stack, eventually, retryable
 
 
-async def test_one_unreadable_notice_stops_every_other_incident_from_starting(
+async def test_one_unreadable_notice_does_not_stop_the_other_incidents_from_starting(
     stack: Stack, database: ScratchDatabase, task_queue: str, undelivered_queue: str
 ) -> None:
     old = await stack.tenant()

@@ -20,7 +20,7 @@ def skewed(body: dict) -> dict:  # type: ignore[type-arg]
     return body
 
 
-async def test_a_failure_after_the_replay_from_a_slow_clock_is_not_a_failure_again(
+async def test_a_failure_after_the_replay_from_a_slow_clock_is_a_failure_again(
     stack: Stack, vendor: FlakyVendor
 ) -> None:
     tenant = await stack.tenant(verification_window_seconds=4.0)

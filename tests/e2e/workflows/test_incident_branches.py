@@ -350,7 +350,7 @@ class StandIns:
     @activity.defn(name="verify_credential")
     async def verify(self, check: CredentialCheck) -> str:
         # The worker's check without the database: verified, not spent (these tests are about
-        # the lifecycle; spending is tested against PostgreSQL in tests/workflows).
+        # the lifecycle; spending is tested against PostgreSQL in tests/integration/workflows).
         verified = verify_or_refuse(SIGNER, check)
         if check.refuse_principal and same_principal(verified.principal, check.refuse_principal):
             raise ApplicationError(check.refusal or "refused", non_retryable=True)
@@ -1118,15 +1118,21 @@ async def test_a_close_that_could_not_be_recorded_can_be_tried_again(
 
 
 async def test_a_held_incident_keeps_its_history_small_under_a_signal_storm(
-    time_skipping_env: WorkflowEnvironment, task_queue: str
+    temporal_env: WorkflowEnvironment, task_queue: str
 ) -> None:
+    """Hundreds of signals while held: each handled once, probes no more often than the floor.
+
+    On the real server: the floor is a second, and the time-skipping test server, given a
+    signal during a workflow task, has failed the task's completion ("invalid history builder
+    state for action") and then hung, taking every later test on it down.
+    """
     stand_ins = StandIns(
         script={
             "analyze_incident": [HOLD],
             "probe_gate": [ProbeResult(holds=True, reason="still on", tally=PENDING)],
         }
     )
-    async with running(time_skipping_env, task_queue, stand_ins) as run:
+    async with running(temporal_env, task_queue, stand_ins) as run:
         handle = await run.start()
         await until(handle, in_phase(Phase.HELD))
         before = await history_length(handle)

@@ -278,6 +278,7 @@ def test_on_review_closes_as_transient_when_everything_recovered_while_grouping(
     assert done.command == CloseCmd(
         status=IncidentStatus.RESOLVED,
         resolution="transient: the 2 failed requests recovered within the grouping window",
+        only_if=RECOVERED,
     )
     assert done.state.news == News()
     assert done.state.tally == RECOVERED
@@ -880,6 +881,7 @@ def test_after_probe_closes_when_every_request_recovered(holds: bool) -> None:
     assert done.command == CloseCmd(
         status=IncidentStatus.RESOLVED,
         resolution="recovered: each of the 2 affected requests succeeded again at its sender",
+        only_if=RECOVERED,
     )
 
 
@@ -1024,6 +1026,49 @@ def test_after_close_closes_from_every_phase(phase: Phase) -> None:
     assert new.details == "RESOLVED: resolved by alice: fixed"
     assert waiting_for(new) is None
     assert machine.close_check(new) is not None
+
+
+@pytest.mark.parametrize(
+    "phase", [Phase.GROUPING, Phase.ANALYZING, Phase.HELD, Phase.AWAITING_OPERATOR]
+)
+def test_a_declined_automatic_close_stays_and_reads_the_requests_again(phase: Phase) -> None:
+    """A request joined between the count and the close: the incident is not closed over it."""
+    now = Tally(pending=1, recovered=2, proven=2)
+    result = CloseResult(
+        status=IncidentStatus.ANALYZING, resolution=None, closed_now=False, tally=now
+    )
+    new = machine.after_close(state(phase, tally=RECOVERED), result)
+    assert (new.phase, new.status, new.tally, new.news.joined) == (
+        phase,
+        IncidentStatus.ANALYZING,
+        now,
+        True,
+    )
+    assert "changed as it was closing" in new.details
+
+
+def test_a_declined_automatic_close_leaves_an_operators_close_in_flight_in_flight() -> None:
+    """An operator's resolve began while the automatic close was declining: a second resolve
+    must still be refused, and the workflow must not continue as new under it."""
+    in_flight = machine.request_close(state(Phase.AWAITING_OPERATOR, tally=RECOVERED))
+    declined = CloseResult(
+        status=IncidentStatus.ACTIONED,
+        resolution=None,
+        closed_now=False,
+        tally=Tally(pending=1, recovered=2, proven=2),
+    )
+    new = machine.after_close(in_flight, declined)
+    assert new.closing
+    assert machine.close_check(new) == "the incident is already being closed"
+
+
+def test_every_automatic_close_is_bound_to_the_count_it_was_made_on() -> None:
+    reviewed = machine.on_review(
+        state(Phase.AWAITING_OPERATOR),
+        ReviewResult(still_open=True, status=IncidentStatus.ACTIONED, tally=RECOVERED),
+    )
+    assert isinstance(reviewed.command, CloseCmd)
+    assert reviewed.command.only_if == RECOVERED
 
 
 def test_after_close_of_an_incident_closed_first_keeps_the_first_close() -> None:

@@ -1,4 +1,21 @@
-"""One repository per aggregate; tenant scope fixed at construction (vendors: global)."""
+"""One repository per aggregate; tenant scope fixed at construction (vendors: global).
+
+One vocabulary, so a reader knows what a method does from its first word
+(``tests/unit/test_repository_vocabulary.py`` keeps it):
+
+- ``get…`` returns the row or raises :class:`awfdrs.errors.NotFoundError`;
+- ``find…`` returns one row (or value) or None;
+- ``list…`` returns a collection (possibly empty), ``count…`` numbers;
+- ``add…`` inserts; ``update…``/``delete`` change configuration rows;
+- every other public method is a named domain command that changes state under a guard in the
+  statement itself (``claim``, ``finish``, ``transition``, ``activate``, ``release``, ``spend``,
+  …), listed in that test, so a new verb is a decision rather than an accident.
+
+The seed document's own names (``get_by_id``, ``create``, ``update``, ``delete``,
+``get_by_idempotency_key``, ``get_recent_events``, ``get_incidents_paginated``,
+``get_incidents_by_status``, ``count_events``) stay as the seed describes them: ``get_by_id``
+returns None when absent, like ``find``.
+"""
 
 from awfdrs.db.repositories.actions import ActionRepository
 from awfdrs.db.repositories.api_keys import ApiKeyDirectory, ApiKeyRepository, KeyRecord

@@ -4,7 +4,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import aliased
 
 from awfdrs.db.models import Action, Decision, Incident
@@ -31,20 +31,14 @@ class ActionRepository(MutableMixin[Action], BaseRepository[Action]):
         None when the action already reached SUCCEEDED or FAILED: it must not run again.
         ``started_at`` keeps the first attempt's time.
         """
-        scoped = self._where_id(action_id).whereclause
-        assert scoped is not None
-        stmt = (
-            update(Action)
-            .where(scoped, Action.status.in_([ActionStatus.PENDING, ActionStatus.IN_PROGRESS]))
-            .values(
-                status=ActionStatus.IN_PROGRESS,
-                attempts=Action.attempts + 1,
-                started_at=func.coalesce(Action.started_at, func.clock_timestamp()),
-            )
-            .returning(Action)
-            .execution_options(synchronize_session=False, populate_existing=True)
+        claimed = await self._update_returning(
+            Action.id == action_id,
+            Action.status.in_([ActionStatus.PENDING, ActionStatus.IN_PROGRESS]),
+            status=ActionStatus.IN_PROGRESS,
+            attempts=Action.attempts + 1,
+            started_at=func.coalesce(Action.started_at, func.clock_timestamp()),
         )
-        return (await self.session.execute(stmt)).scalar_one_or_none()
+        return claimed[0] if claimed else None
 
     async def finish(
         self,
@@ -58,29 +52,23 @@ class ActionRepository(MutableMixin[Action], BaseRepository[Action]):
         """Record the final outcome once; None when the action had already finished."""
         if not status.is_final:
             raise ValueError(f"{status} is not a final status")
-        scoped = self._where_id(action_id).whereclause
-        assert scoped is not None
-        stmt = (
-            update(Action)
-            .where(scoped, Action.status.in_([ActionStatus.PENDING, ActionStatus.IN_PROGRESS]))
-            .values(
-                status=status,
-                result=result,
-                error=error,
-                finished_at=func.clock_timestamp(),
-                started_at=func.coalesce(Action.started_at, func.clock_timestamp()),
-                **({"attempts": attempts} if attempts is not None else {}),
-            )
-            .returning(Action)
-            .execution_options(synchronize_session=False, populate_existing=True)
+        finished = await self._update_returning(
+            Action.id == action_id,
+            Action.status.in_([ActionStatus.PENDING, ActionStatus.IN_PROGRESS]),
+            status=status,
+            result=result,
+            error=error,
+            finished_at=func.clock_timestamp(),
+            started_at=func.coalesce(Action.started_at, func.clock_timestamp()),
+            **({"attempts": attempts} if attempts is not None else {}),
         )
-        return (await self.session.execute(stmt)).scalar_one_or_none()
+        return finished[0] if finished else None
 
     async def record_attempt_error(self, action_id: uuid.UUID, error: str) -> None:
         """Note a transient failure on an IN_PROGRESS action; Temporal will try again."""
         await self.update_where(action_id, error=error)
 
-    async def outcome_counts(
+    async def count_by_outcome(
         self,
         signature: str,
         action_type: ActionType,

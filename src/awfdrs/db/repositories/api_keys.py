@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from awfdrs.db.models import ApiKey
-from awfdrs.db.repositories.base import BaseRepository, MutableMixin
+from awfdrs.db.repositories.base import BaseRepository, MutableMixin, id_starts_with
 
 
 class ApiKeyRepository(MutableMixin[ApiKey], BaseRepository[ApiKey]):
@@ -22,6 +22,11 @@ class ApiKeyRepository(MutableMixin[ApiKey], BaseRepository[ApiKey]):
     async def list_all(self) -> Sequence[ApiKey]:
         stmt = self._select().order_by(ApiKey.created_at, ApiKey.id)
         return (await self.session.execute(stmt)).scalars().all()
+
+    async def list_by_id_prefix(self, prefix: str, limit: int = 11) -> Sequence[ApiKey]:
+        """This tenant's keys whose id starts with ``prefix`` (at most ``limit``, by id)."""
+        stmt = self._select().where(id_starts_with(ApiKey.id, prefix)).order_by(ApiKey.id)
+        return (await self.session.execute(stmt.limit(limit))).scalars().all()
 
     async def find_by_prefix(self, prefix: str) -> ApiKey | None:
         stmt = self._select().where(ApiKey.prefix == prefix)
@@ -48,7 +53,7 @@ class ApiKeyDirectory:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def lookup(self, prefix: str) -> KeyRecord | None:
+    async def find_by_prefix(self, prefix: str) -> KeyRecord | None:
         row = (
             await self.session.execute(
                 text(
@@ -60,7 +65,7 @@ class ApiKeyDirectory:
         ).one_or_none()
         return None if row is None else KeyRecord(**row._mapping)
 
-    async def tenant_of(self, key_id: uuid.UUID) -> uuid.UUID | None:
+    async def find_tenant_of(self, key_id: uuid.UUID) -> uuid.UUID | None:
         result = await self.session.execute(
             text("SELECT awfdrs_api_key_tenant(:id)"), {"id": key_id}
         )

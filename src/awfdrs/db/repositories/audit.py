@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, cast, select, text
+from sqlalchemy import Select, cast, or_, select, text
 from sqlalchemy import Text as TextType
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -41,13 +41,42 @@ class AuditRepository:
         found: Sequence[AuditEntry] = (await self.session.execute(stmt)).scalars().all()
         return found
 
-    async def head(self) -> tuple[int, str] | None:
+    async def list_matching(
+        self,
+        *,
+        kind: str | None = None,
+        actor: str | None = None,
+        before_seq: int | None = None,
+        limit: int = 100,
+    ) -> Sequence[AuditEntry]:
+        """Newest first; ``kind`` (the row's kind or an operator command's name) and ``actor``
+        match a part, case-insensitively (the console's filters); ``before_seq`` pages back
+        from the last seq shown."""
+        stmt = self._select()
+        if kind:  # the row's kind, or an operator command's name
+            stmt = stmt.where(
+                or_(
+                    AuditEntry.kind.icontains(kind, autoescape=True),
+                    AuditEntry.body["command"].astext.icontains(kind, autoescape=True),
+                )
+            )
+        if actor:
+            stmt = stmt.where(AuditEntry.actor.icontains(actor, autoescape=True))
+        if before_seq is not None:
+            stmt = stmt.where(AuditEntry.seq < before_seq)
+        stmt = stmt.order_by(AuditEntry.seq.desc()).limit(limit)
+        found: Sequence[AuditEntry] = (await self.session.execute(stmt)).scalars().all()
+        return found
+
+    async def find_head(self) -> tuple[int, str] | None:
         """``(seq, hash)`` of the chain's latest row; None before the tenant's first row."""
         stmt = select(AuditHead.seq, AuditHead.hash).where(AuditHead.tenant_id == self.tenant_id)
         row = (await self.session.execute(stmt)).one_or_none()
         return None if row is None else (row.seq, row.hash)
 
-    async def chain(self, *, after_seq: int = 0, limit: int = VERIFY_PAGE) -> Sequence[ChainRow]:
+    async def list_chain(
+        self, *, after_seq: int = 0, limit: int = VERIFY_PAGE
+    ) -> Sequence[ChainRow]:
         """Rows as the hash covers them: ``body`` as PostgreSQL's own jsonb text."""
         stmt = (
             self._select(
@@ -76,12 +105,12 @@ class AuditRepository:
         The head is read first and rows are read up to it, so appends committed meanwhile
         (under READ COMMITTED each page sees them) are not mistaken for a broken tail.
         """
-        head = await self.head()
+        head = await self.find_head()
         verifier = ChainVerifier(self.tenant_id)
         limit = head[0] if head is not None else None
         after = 0
         while True:
-            rows = await self.chain(after_seq=after, limit=page)
+            rows = await self.list_chain(after_seq=after, limit=page)
             if limit is not None:
                 rows = [row for row in rows if row.seq <= limit]
             if not rows or not verifier.feed(rows):

@@ -12,7 +12,17 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Select, delete, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Executable,
+    Result,
+    Select,
+    String,
+    cast,
+    delete,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -61,6 +71,14 @@ async def fetch_raw(session: AsyncSession, sql: str, *args: Any) -> list[Any]:
     return rows
 
 
+def id_starts_with(column: Any, prefix: str) -> ColumnElement[bool]:
+    """``column`` (a UUID) as text (lowercase, with hyphens) starts with ``prefix``: how the
+    CLI finds a row by the first characters of its id. LIKE wildcards in ``prefix`` are
+    literal."""
+    escaped = prefix.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return cast(column, String).like(f"{escaped}%", escape="\\")
+
+
 class _Repository(ABC, Generic[T]):
     model: type[Any]
 
@@ -82,6 +100,33 @@ class _Repository(ABC, Generic[T]):
             await self.session.flush()
         except IntegrityError as exc:
             raise as_conflict(exc) from exc
+
+    async def _execute(self, stmt: Executable) -> Result[Any]:
+        """Run a write statement; a violated constraint becomes :class:`ConflictError` (the one
+        place, with :meth:`_flush`, where that translation happens)."""
+        try:
+            return await self.session.execute(stmt)
+        except IntegrityError as exc:
+            raise as_conflict(exc) from exc
+
+    async def _update_returning(
+        self, *conditions: ColumnElement[bool], **values: Any
+    ) -> Sequence[T]:
+        """``UPDATE … WHERE <scope> AND conditions … RETURNING *``: the guarded update.
+
+        The guard lives in the WHERE clause, so of two racing updates only one can match: the
+        loser gets no row back instead of overwriting the winner. The returned rows replace
+        whatever the session had loaded for them.
+        """
+        scope = self._select().whereclause
+        stmt = (
+            update(self.model)
+            .where(*([] if scope is None else [scope]), *conditions)
+            .values(**values)
+            .returning(self.model)
+            .execution_options(synchronize_session=False, populate_existing=True)
+        )
+        return (await self._execute(stmt)).scalars().all()
 
     async def find(self, entity_id: uuid.UUID) -> T | None:
         """The row with this id, or None (also when it belongs to another tenant)."""
@@ -142,10 +187,7 @@ class _Repository(ABC, Generic[T]):
             .returning(self.model)
             .execution_options(populate_existing=True)
         )
-        try:
-            added: T | None = (await self.session.execute(stmt)).scalar_one_or_none()
-        except IntegrityError as exc:
-            raise as_conflict(exc) from exc
+        added: T | None = (await self._execute(stmt)).scalar_one_or_none()
         return added if added is not None else await self.get(values["id"])
 
 
@@ -211,11 +253,7 @@ class MutableMixin(_Repository[T]):
         """Update one row by id within the scope, without loading it; True when it existed."""
         scoped = self._where_id(entity_id).whereclause
         assert scoped is not None
-        stmt = update(self.model).where(scoped).values(**values)
-        try:
-            result = await self.session.execute(stmt)
-        except IntegrityError as exc:
-            raise as_conflict(exc) from exc
+        result = await self._execute(update(self.model).where(scoped).values(**values))
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
@@ -230,9 +268,6 @@ class DeletableMixin(_Repository[T]):
         """Delete one row by id within the scope; :class:`NotFoundError` when absent."""
         scoped = self._where_id(entity_id).whereclause
         assert scoped is not None
-        try:
-            result = await self.session.execute(delete(self.model).where(scoped))
-        except IntegrityError as exc:
-            raise as_conflict(exc) from exc
+        result = await self._execute(delete(self.model).where(scoped))
         if not result.rowcount:  # type: ignore[attr-defined]
             raise NotFoundError(self.model.__name__, entity_id)

@@ -70,7 +70,7 @@ class EventRepository(BaseRepository[Event]):
         )
         return {row[0]: row[1] for row in found}
 
-    async def payload_hashes(self, keys: Collection[str]) -> dict[str, str]:
+    async def list_payload_hashes(self, keys: Collection[str]) -> dict[str, str]:
         """Stored ``payload_hash`` by idempotency key, for the keys that exist."""
         if not keys:
             return {}
@@ -131,7 +131,7 @@ class EventRepository(BaseRepository[Event]):
         )
         return int((await self.session.execute(stmt)).scalar_one())
 
-    async def latest_for_signature(self, signature: str) -> Event | None:
+    async def find_latest_for_signature(self, signature: str) -> Event | None:
         """The most recent failure of a signature: the one analysis and retries work from."""
         stmt = (
             self._select()

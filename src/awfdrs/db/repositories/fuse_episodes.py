@@ -73,30 +73,16 @@ class FuseEpisodeRepository(BaseRepository[FuseEpisode]):
     ) -> FuseEpisode | None:
         """Make ``incident_id`` the one sender of the episode's escalation, unless another
         incident claimed it first; the episode when this incident owns it, else None."""
-        claimed = (
-            (
-                await self.session.execute(
-                    update(FuseEpisode)
-                    .where(
-                        self._in_scope(),
-                        FuseEpisode.id == episode_id,
-                        (FuseEpisode.escalation_incident_id.is_(None))
-                        | (FuseEpisode.escalation_incident_id == incident_id),
-                    )
-                    .values(
-                        escalation_incident_id=incident_id,
-                        escalation_claimed_at=func.coalesce(
-                            FuseEpisode.escalation_claimed_at, func.clock_timestamp()
-                        ),
-                    )
-                    .returning(FuseEpisode)
-                    .execution_options(synchronize_session=False, populate_existing=True)
-                )
-            )
-            .scalars()
-            .first()
+        claimed = await self._update_returning(
+            FuseEpisode.id == episode_id,
+            (FuseEpisode.escalation_incident_id.is_(None))
+            | (FuseEpisode.escalation_incident_id == incident_id),
+            escalation_incident_id=incident_id,
+            escalation_claimed_at=func.coalesce(
+                FuseEpisode.escalation_claimed_at, func.clock_timestamp()
+            ),
         )
-        return claimed
+        return claimed[0] if claimed else None
 
     async def note_escalation_error(self, episode_id: uuid.UUID, error: str) -> None:
         await self.session.execute(

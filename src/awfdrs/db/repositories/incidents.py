@@ -4,15 +4,19 @@ import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import String, Uuid, any_, bindparam, func, select, update
+from sqlalchemy import Select, String, Uuid, and_, any_, bindparam, case, func, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from awfdrs.db.models import Incident, Tenant
-from awfdrs.db.repositories.base import BaseRepository, MutableMixin, as_conflict, fetch_raw
+from awfdrs.db.repositories.base import (
+    BaseRepository,
+    MutableMixin,
+    fetch_raw,
+    id_starts_with,
+)
 from awfdrs.enums import (
     OPEN_INCIDENT_STATUSES,
     SEVERITY_ORDER,
@@ -21,7 +25,7 @@ from awfdrs.enums import (
     Phase,
     Severity,
 )
-from awfdrs.errors import NotFoundError
+from awfdrs.errors import ConflictError, NotFoundError
 from awfdrs.intake import FailureGroup
 
 
@@ -48,6 +52,7 @@ class IncidentTouch:
 # joined by id: an inlined join of incidents to the batch under each upserted row went quadratic
 # (45 s for a 1,000-signature batch) when the planner, without statistics, guessed one row.
 # Rows are taken in signature order so concurrent batches lock in the same order.
+UPSERT_ROUNDS = 3
 UPSERT_SQL = """
     WITH batch AS (
         SELECT * FROM unnest(CAST($2 AS text[]), CAST($3 AS uuid[]),
@@ -92,6 +97,10 @@ UPSERT_SQL = """
                 WHEN array_position(CAST($11 AS text[]), excluded.severity)
                    > array_position(CAST($11 AS text[]), i.severity)
                 THEN excluded.severity ELSE i.severity END
+        -- A close that committed while this statement waited for the row leaves it RESOLVED
+        -- or IGNORED: never count onto it (nor attach requests to it); the caller runs the
+        -- statement again for that signature, which then opens a regression incident.
+        WHERE i.status IN ('NEW', 'ANALYZING', 'ACTIONED')
         RETURNING i.id, i.signature, i.status, i.severity, i.event_count, i.regression_of,
                   (i.xmax = 0) AS opened
     )
@@ -104,6 +113,32 @@ UPSERT_SQL = """
            g.regression_of
     FROM ignored g
     """
+
+# A select of incidents (alone or with their tenant's name), filtered and returned as it came.
+Filtered = TypeVar("Filtered", bound="Select[*tuple[Any, ...]]")
+
+
+def _matching(
+    stmt: Filtered,
+    *,
+    status: IncidentStatus | None = None,
+    severity: Severity | None = None,
+    workflow_id: uuid.UUID | None = None,
+    phases: Collection[Phase] | None = None,
+) -> Filtered:
+    """The incident filters a tenant's listing and the operators' every-tenant one share:
+    ``phases`` are those of open incidents (the "needs a human" filter)."""
+    if status is not None:
+        stmt = stmt.where(Incident.status == status)
+    if severity is not None:
+        stmt = stmt.where(Incident.severity == severity)
+    if workflow_id is not None:
+        stmt = stmt.where(Incident.workflow_id == workflow_id)
+    if phases is not None:
+        stmt = stmt.where(
+            Incident.status.in_(OPEN_INCIDENT_STATUSES), Incident.phase.in_(list(phases))
+        )
+    return stmt
 
 
 class IncidentRepository(MutableMixin[Incident], BaseRepository[Incident]):
@@ -119,8 +154,24 @@ class IncidentRepository(MutableMixin[Incident], BaseRepository[Incident]):
         opens, with ``regression_of`` set when the latest one was RESOLVED. Signatures must be
         unique within ``groups``; the caller passes only events that were really inserted.
         """
-        if not groups:
-            return []
+        touched: list[IncidentTouch] = []
+        pending = list(groups)
+        # At most a few rounds: a signature is missed only when its open incident closed
+        # concurrently, and the next round sees that close and opens a new incident.
+        for _ in range(UPSERT_ROUNDS):
+            if not pending:
+                return touched
+            done = await self._upsert_round(pending)
+            touched.extend(done)
+            seen = {t.signature for t in done}
+            pending = [g for g in pending if g.signature not in seen]
+        if pending:
+            raise ConflictError(
+                "incident_upsert", f"incidents of {len(pending)} signature(s) kept closing"
+            )
+        return touched
+
+    async def _upsert_round(self, groups: Sequence[FailureGroup]) -> list[IncidentTouch]:
         ordered = sorted(groups, key=lambda g: g.signature)
         result = await fetch_raw(
             self.session,
@@ -151,34 +202,52 @@ class IncidentRepository(MutableMixin[Incident], BaseRepository[Incident]):
             for row in result
         ]
 
-    async def search(
+    async def list_matching(
         self,
         *,
         status: IncidentStatus | None = None,
         severity: Severity | None = None,
         workflow_id: uuid.UUID | None = None,
         phases: Collection[Phase] | None = None,
+        seen_since: datetime | None = None,
+        first: Collection[Phase] | None = None,
         limit: int = 50,
         offset: int = 0,
     ) -> Sequence[Incident]:
         """Newest first, optionally of one status, severity, workflow, and open in one of
-        ``phases`` (the operator's "needs a human" filter); ``offset`` pages through them."""
+        ``phases`` (the operator's "needs a human" filter); ``offset`` pages through them.
+        ``seen_since``: only those seen (last event) since then; ``first``: open incidents in
+        one of these phases come before all others (the console's queue)."""
         stmt = self._select()
-        if status is not None:
-            stmt = stmt.where(Incident.status == status)
-        if severity is not None:
-            stmt = stmt.where(Incident.severity == severity)
-        if workflow_id is not None:
-            stmt = stmt.where(Incident.workflow_id == workflow_id)
-        if phases is not None:
-            stmt = stmt.where(
-                Incident.status.in_(OPEN_INCIDENT_STATUSES), Incident.phase.in_(list(phases))
+        if seen_since is not None:
+            stmt = stmt.where(Incident.last_seen_at >= seen_since)
+        if first:
+            stmt = stmt.order_by(
+                case(
+                    (
+                        and_(
+                            Incident.status.in_(OPEN_INCIDENT_STATUSES),
+                            Incident.phase.in_(list(first)),
+                        ),
+                        0,
+                    ),
+                    else_=1,
+                )
             )
+        stmt = _matching(
+            stmt, status=status, severity=severity, workflow_id=workflow_id, phases=phases
+        )
         stmt = stmt.order_by(Incident.created_at.desc(), Incident.id.desc())
         stmt = stmt.limit(limit).offset(offset)
         return (await self.session.execute(stmt)).scalars().all()
 
-    async def find_many(self, ids: Collection[uuid.UUID]) -> Sequence[Incident]:
+    async def list_by_id_prefix(self, prefix: str, limit: int = 11) -> Sequence[Incident]:
+        """This tenant's incidents whose id, as text (lowercase, with hyphens), starts with
+        ``prefix``: one row is a match, several an ambiguity (at most ``limit``, by id)."""
+        stmt = self._select().where(id_starts_with(Incident.id, prefix)).order_by(Incident.id)
+        return (await self.session.execute(stmt.limit(limit))).scalars().all()
+
+    async def list_by_ids(self, ids: Collection[uuid.UUID]) -> Sequence[Incident]:
         """The incidents among ``ids`` that exist for this tenant."""
         if not ids:
             return []
@@ -196,7 +265,7 @@ class IncidentRepository(MutableMixin[Incident], BaseRepository[Incident]):
         )
         return (await self.session.execute(stmt)).scalars().all()
 
-    async def open_count_since(self, since: datetime) -> int:
+    async def count_open_since(self, since: datetime) -> int:
         """Incidents opened at or after ``since`` that are still open: the fuse's measure."""
         stmt = self._scoped(func.count()).where(
             Incident.created_at >= since, Incident.status.in_(OPEN_INCIDENT_STATUSES)
@@ -236,7 +305,7 @@ class IncidentRepository(MutableMixin[Incident], BaseRepository[Incident]):
         )
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
-    async def latest_for_signature(self, signature: str) -> Incident | None:
+    async def find_latest_for_signature(self, signature: str) -> Incident | None:
         stmt = (
             self._select()
             .where(Incident.signature == signature)
@@ -289,22 +358,12 @@ class IncidentRepository(MutableMixin[Incident], BaseRepository[Incident]):
         The guard is in the UPDATE's WHERE clause, so two racing transitions cannot both win.
         :class:`NotFoundError` when the incident does not exist for this tenant.
         """
-        scoped = self._where_id(incident_id).whereclause
-        assert scoped is not None
-        stmt = (
-            update(Incident)
-            .where(scoped, Incident.status.in_(list(expected)))
-            .values(status=to, **values)
-            .returning(Incident)
-            .execution_options(synchronize_session=False, populate_existing=True)
+        moved = await self._update_returning(
+            Incident.id == incident_id, Incident.status.in_(list(expected)), status=to, **values
         )
-        try:
-            row = (await self.session.execute(stmt)).scalar_one_or_none()
-        except IntegrityError as exc:
-            raise as_conflict(exc) from exc
-        if row is None and await self.find(incident_id) is None:
+        if not moved and await self.find(incident_id) is None:
             raise NotFoundError("Incident", incident_id)
-        return row
+        return moved[0] if moved else None
 
 
 class IncidentDirectory:
@@ -313,7 +372,7 @@ class IncidentDirectory:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def search(
+    async def list_matching(
         self,
         *,
         status: IncidentStatus | None = None,
@@ -323,18 +382,24 @@ class IncidentDirectory:
     ) -> Sequence[tuple[Incident, str]]:
         """(incident, tenant name), newest first; ``phases`` as in the tenant's ``search``."""
         stmt = select(Incident, Tenant.name).join(Tenant, Tenant.id == Incident.tenant_id)
-        if status is not None:
-            stmt = stmt.where(Incident.status == status)
-        if severity is not None:
-            stmt = stmt.where(Incident.severity == severity)
-        if phases is not None:
-            stmt = stmt.where(
-                Incident.status.in_(OPEN_INCIDENT_STATUSES), Incident.phase.in_(list(phases))
-            )
+        stmt = _matching(stmt, status=status, severity=severity, phases=phases)
         stmt = stmt.order_by(Incident.created_at.desc(), Incident.id.desc()).limit(limit)
         return [(incident, name) for incident, name in (await self.session.execute(stmt)).all()]
 
-    async def tenant_of(self, incident_id: uuid.UUID) -> uuid.UUID | None:
+    async def list_by_id_prefix(
+        self, prefix: str, limit: int = 11
+    ) -> list[tuple[uuid.UUID, uuid.UUID]]:
+        """(incident id, tenant id) of every tenant's incidents whose id starts with
+        ``prefix``, as :meth:`IncidentRepository.list_by_id_prefix` (at most ``limit``)."""
+        stmt = (
+            select(Incident.id, Incident.tenant_id)
+            .where(id_starts_with(Incident.id, prefix))
+            .order_by(Incident.id)
+            .limit(limit)
+        )
+        return [(i, t) for i, t in (await self.session.execute(stmt)).all()]
+
+    async def find_tenant_of(self, incident_id: uuid.UUID) -> uuid.UUID | None:
         stmt = select(Incident.tenant_id).where(Incident.id == incident_id)
         found: uuid.UUID | None = (await self.session.execute(stmt)).scalar_one_or_none()
         return found

@@ -4,12 +4,17 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, or_, select, text, update
+from sqlalchemy import func, or_, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.sql.elements import ColumnElement
 
 from awfdrs.db.models import KillSwitch
-from awfdrs.db.repositories.base import BaseRepository, DeletableMixin, MutableMixin
+from awfdrs.db.repositories.base import (
+    BaseRepository,
+    DeletableMixin,
+    MutableMixin,
+    id_starts_with,
+)
 
 # pg_advisory_xact_lock(class, key): the class keeps awfdrs's locks apart from anyone else's.
 KILL_SWITCH_LOCK_CLASS = 0x4B53  # "KS"
@@ -71,7 +76,7 @@ class KillSwitchRepository(
         )
         return await self.get(switch_id)
 
-    async def covering(self, workflow_id: uuid.UUID) -> KillSwitch | None:
+    async def find_covering(self, workflow_id: uuid.UUID) -> KillSwitch | None:
         """The oldest switch in force over ``workflow_id``: tenant-wide or that workflow's."""
         stmt = (
             self._select()
@@ -83,6 +88,11 @@ class KillSwitchRepository(
             .limit(1)
         )
         return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def list_by_id_prefix(self, prefix: str, limit: int = 11) -> Sequence[KillSwitch]:
+        """This tenant's switches whose id starts with ``prefix`` (at most ``limit``, by id)."""
+        stmt = self._select().where(id_starts_with(KillSwitch.id, prefix)).order_by(KillSwitch.id)
+        return (await self.session.execute(stmt.limit(limit))).scalars().all()
 
     async def list_active(self) -> Sequence[KillSwitch]:
         """Switches in force, oldest first (expired ones are not, whatever ``is_active`` says)."""
@@ -128,20 +138,14 @@ class KillSwitchRepository(
     async def _deactivate(
         self, condition: ColumnElement[bool], *, released_by: str | None, release_reason: str | None
     ) -> Sequence[KillSwitch]:
-        stmt = (
-            update(KillSwitch)
-            .where(self._in_scope(), condition)
-            .values(
-                is_active=False,
-                released_by=released_by,
-                released_at=func.clock_timestamp(),
-                release_reason=release_reason,
-            )
-            .returning(KillSwitch)
-            .execution_options(synchronize_session=False, populate_existing=True)
+        return await self._update_returning(
+            condition,
+            is_active=False,
+            released_by=released_by,
+            released_at=func.clock_timestamp(),
+            release_reason=release_reason,
         )
-        return (await self.session.execute(stmt)).scalars().all()
 
-    async def next_expiry(self) -> datetime | None:
+    async def find_next_expiry(self) -> datetime | None:
         stmt = select(func.min(KillSwitch.expires_at)).where(self._in_scope(), self._in_force())
         return (await self.session.execute(stmt)).scalar_one_or_none()

@@ -13,20 +13,20 @@ class MetricsRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def incident_counts(self) -> dict[IncidentStatus, int]:
+    async def count_by_status(self) -> dict[IncidentStatus, int]:
         rows = await self.session.execute(
             text("SELECT status, incidents FROM awfdrs_incident_counts()")
         )
         return {IncidentStatus(status): int(count) for status, count in rows.all()}
 
-    async def phase_counts(self) -> dict[Phase, int]:
+    async def count_by_phase(self) -> dict[Phase, int]:
         """Open incidents by the phase their workflow waits in."""
         rows = await self.session.execute(
             text("SELECT phase, incidents FROM awfdrs_phase_counts()")
         )
         return {Phase(phase): int(count) for phase, count in rows.all()}
 
-    async def held_counts(self) -> dict[GateControl, int]:
+    async def count_held_by_control(self) -> dict[GateControl, int]:
         """Open incidents held by a control (kill switch, fuse), and those waiting for an approval
         (counted under the control that asked for it: confidence or reversibility)."""
         rows = await self.session.execute(text("SELECT gate, incidents FROM awfdrs_held_counts()"))

@@ -112,7 +112,7 @@ class OutboxQueue:
         )
         return int(result.scalar_one())
 
-    async def stats(self) -> tuple[int, datetime | None]:
+    async def count_pending(self) -> tuple[int, datetime | None]:
         """(rows waiting, when the oldest was written)."""
         row = (await self.session.execute(text("SELECT * FROM awfdrs_outbox_stats()"))).one()
         return int(row.depth), row.oldest

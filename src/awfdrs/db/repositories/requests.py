@@ -262,7 +262,7 @@ class RequestRepository(BaseRepository[RemediationRequest]):
             stmt = stmt.limit(limit)
         return (await self.session.execute(stmt)).scalars().all()
 
-    async def list_many(self, ids: Collection[uuid.UUID]) -> Sequence[RemediationRequest]:
+    async def list_by_ids(self, ids: Collection[uuid.UUID]) -> Sequence[RemediationRequest]:
         if not ids:
             return []
         stmt = self._select().where(RemediationRequest.id.in_(list(ids)))
@@ -279,7 +279,7 @@ class RequestRepository(BaseRepository[RemediationRequest]):
         stmt = self._scoped(func.count()).where(self._of(incident_id), joined | again)
         return int((await self.session.execute(stmt)).scalar_one())
 
-    async def tally_counts(
+    async def count_by_state(
         self, incident_id: uuid.UUID
     ) -> tuple[dict[RequestStatus, int], int, int]:
         """(requests by status, pending ones with nothing to replay, ones proven by evidence)."""
@@ -315,14 +315,7 @@ class RequestRepository(BaseRepository[RemediationRequest]):
         condition: ColumnElement[bool],
         values: dict[str, Any],
     ) -> Sequence[RemediationRequest]:
-        stmt = (
-            update(RemediationRequest)
-            .where(self._in_scope(), condition)
-            .values(**values)
-            .returning(RemediationRequest)
-            .execution_options(synchronize_session=False, populate_existing=True)
-        )
-        return (await self.session.execute(stmt)).scalars().all()
+        return await self._update_returning(condition, **values)
 
     async def claim(
         self, request_id: uuid.UUID, *, action_id: uuid.UUID, lease_seconds: float
@@ -411,7 +404,7 @@ class RequestRepository(BaseRepository[RemediationRequest]):
             )
         return rows[0] if rows else None
 
-    async def key_state(self, request: RemediationRequest) -> KeyState:
+    async def get_key_state(self, request: RemediationRequest) -> KeyState:
         """For a request about to be sent: whether and when the same content succeeded, in any
         incident, and until when another row of it holds a lease (an attempt in flight).
         Locks the content's key row until the caller's transaction ends, so two incidents

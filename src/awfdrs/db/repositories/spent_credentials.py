@@ -45,7 +45,7 @@ class SpentCredentialRepository(BaseRepository[SpentCredential]):
         spent_on = (await self.session.execute(stmt)).scalar_one()
         return bool(spent_on == use_key)
 
-    async def spent_on(self, jti: str) -> str | None:
+    async def find_use(self, jti: str) -> str | None:
         """The use ``jti`` was spent on, if it was."""
         stmt = self._scoped(SpentCredential.use_key).where(SpentCredential.jti == jti)
         found: str | None = (await self.session.execute(stmt)).scalar_one_or_none()

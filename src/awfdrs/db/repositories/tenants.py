@@ -19,7 +19,7 @@ class TenantRepository(MutableMixin[Tenant], BaseRepository[Tenant]):
     model = Tenant
     scope_column = "id"
 
-    async def current(self) -> Tenant:
+    async def get_current(self) -> Tenant:
         """This tenant's row; :class:`NotFoundError` when it does not exist."""
         return await self.get(self.tenant_id)
 

@@ -18,7 +18,9 @@ class VendorCallRepository(BaseRepository[VendorCall]):
 
     model = VendorCall
 
-    async def nth_newest(self, vendor_id: uuid.UUID, since: datetime, n: int) -> datetime | None:
+    async def find_nth_newest(
+        self, vendor_id: uuid.UUID, since: datetime, n: int
+    ) -> datetime | None:
         """The time of the ``n``-th newest slot of this tenant's connection to ``vendor_id``
         after ``since``, or None when there are fewer; slots at or before ``since`` are deleted
         on the way.

@@ -25,7 +25,7 @@ class VendorRepository(MutableMixin[Vendor], DeletableMixin[Vendor], GlobalRepos
         stmt = self._select().order_by(Vendor.name)
         return (await self.session.execute(stmt)).scalars().all()
 
-    async def health(self) -> dict[uuid.UUID, dict[str, int]]:
+    async def count_calls_by_vendor(self) -> dict[uuid.UUID, dict[str, int]]:
         """Per vendor, how many tenants' connections are in each breaker state (a connection an
         operator forced open counts as ``FORCED_OPEN``), across every tenant: counts only."""
         rows = await self.session.execute(

@@ -22,7 +22,7 @@ class WorkflowRepository(
         stmt = self._select().where(Workflow.name == name)
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
-    async def find_many(self, ids: Collection[uuid.UUID]) -> Sequence[Workflow]:
+    async def list_by_ids(self, ids: Collection[uuid.UUID]) -> Sequence[Workflow]:
         """The rows among ``ids`` that exist for this tenant (others are simply absent)."""
         if not ids:
             return []
