@@ -7,7 +7,11 @@ import contextlib
 import signal
 import socket
 import subprocess
+from datetime import timedelta
 from pathlib import Path
+
+from temporalio.client import Client
+from temporalio.service import RPCError
 
 from awfdrs.devstack.binaries import temporal_cli
 from awfdrs.errors import ConfigError
@@ -88,6 +92,22 @@ class DevServer:
             if asyncio.get_running_loop().time() > deadline:
                 raise ConfigError(f"temporal dev server not listening after {ready_within}s")
             await asyncio.sleep(0.1)
+        # A listening port is not a ready frontend: restarted on a file that holds many workflows,
+        # the server answers "Frontend is not healthy yet" for a while, and a client connecting
+        # then fails at once (the SDK does not retry get_system_info).
+        while not await self._serving():
+            if self.process.poll() is not None:
+                raise ConfigError(f"temporal dev server exited with {self.process.returncode}")
+            if asyncio.get_running_loop().time() > deadline:
+                raise ConfigError(f"temporal dev server not serving after {ready_within}s")
+            await asyncio.sleep(0.2)
+
+    async def _serving(self) -> bool:
+        try:
+            client = await asyncio.wait_for(Client.connect(self.address), timeout=5)
+            return await client.service_client.check_health(timeout=timedelta(seconds=5))
+        except (RuntimeError, RPCError, TimeoutError):
+            return False
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
