@@ -121,19 +121,46 @@ EVIDENCE_SQL = """
                              CAST($5 AS timestamptz[]))
         AS s(workflow_id, operation, correlation_id, occurred_at)
     ),
-    hit AS (
-        SELECT r.id, max(s.occurred_at) AS at
-        FROM s
+    -- Only the latest success counts (it proves every failure before it). The successes are
+    -- cut to one row per open incident they concern, carrying the latest success of its
+    -- operation (for a blip) and a map from correlation id to its latest success; each request
+    -- then looks its ids up in the map. Nothing joins the requests to the batch, so no plan
+    -- (statistics predate a tenant's burst) can read one once per row of the other.
+    open AS MATERIALIZED (
+        SELECT i.id, o.at AS latest, coalesce(c.ids, '{}') AS ids,
+               i.status = 'NEW' AND now() <= i.created_at + make_interval(secs => $6) AS blip
+        FROM (SELECT workflow_id, operation, max(occurred_at) AS at
+              FROM s GROUP BY workflow_id, operation) o
         JOIN incidents i
-          ON i.tenant_id = CAST($1 AS uuid) AND i.workflow_id = s.workflow_id
-         AND i.operation = s.operation AND i.status IN ('NEW', 'ANALYZING', 'ACTIONED')
-        JOIN remediation_requests r ON r.tenant_id = i.tenant_id AND r.incident_id = i.id
-        WHERE s.occurred_at >= r.last_failed_at
-          AND r.evidence_at IS NULL
-          AND ((s.correlation_id IS NOT NULL AND s.correlation_id = ANY(r.correlation_ids))
-               OR (cardinality(r.correlation_ids) = 0 AND i.status = 'NEW'
-                   AND now() <= i.created_at + make_interval(secs => $6)))
-        GROUP BY r.id
+          ON i.tenant_id = CAST($1 AS uuid) AND i.workflow_id = o.workflow_id
+         AND i.operation = o.operation AND i.status IN ('NEW', 'ANALYZING', 'ACTIONED')
+        LEFT JOIN (
+            SELECT workflow_id, operation, jsonb_object_agg(correlation_id, at) AS ids
+            FROM (SELECT workflow_id, operation, correlation_id, max(occurred_at) AS at
+                  FROM s WHERE correlation_id IS NOT NULL
+                  GROUP BY workflow_id, operation, correlation_id) latest_by_id
+            GROUP BY workflow_id, operation
+        ) c ON c.workflow_id = o.workflow_id AND c.operation = o.operation
+    ),
+    hit AS MATERIALIZED (
+        SELECT r.id, p.at
+        FROM open i
+        CROSS JOIN LATERAL (
+            -- OFFSET 0 keeps this a per-incident lookup (on the incident's unique index):
+            -- pulled up into the join, the planner may scan the tenant's requests instead.
+            SELECT r.id, r.last_failed_at, r.correlation_ids
+            FROM remediation_requests r
+            WHERE r.tenant_id = CAST($1 AS uuid) AND r.incident_id = i.id
+              AND r.evidence_at IS NULL
+            OFFSET 0
+        ) r
+        CROSS JOIN LATERAL (
+            SELECT CASE WHEN cardinality(r.correlation_ids) = 0
+                        THEN CASE WHEN i.blip THEN i.latest END
+                        ELSE (SELECT max(CAST(i.ids ->> id AS timestamptz))
+                              FROM unnest(r.correlation_ids) AS id) END AS at
+        ) p
+        WHERE p.at >= r.last_failed_at
     )
     UPDATE remediation_requests r
     SET evidence_at = hit.at,
