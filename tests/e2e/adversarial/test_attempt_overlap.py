@@ -4,6 +4,7 @@ connect / read / write, not total), and a cancelled attempt waits for its call t
 
 from __future__ import annotations
 
+import select
 import socket
 import threading
 import time
@@ -79,8 +80,11 @@ class TricklingVendor:
                 + f"content-length: {len(payload)}\r\nconnection: close\r\n\r\n".encode()
             )
             for byte in payload:
-                time.sleep(1.0)
-                if _closed_by_peer(conn):
+                # Wakes the moment the client hangs up, so ``until`` is when it gave up (a
+                # once-a-second check reported calls in flight up to a second after they ended,
+                # longer than the next attempt's backoff).
+                readable, _, _ = select.select([conn], [], [], 1.0)
+                if readable and _closed_by_peer(conn):
                     break  # the client gave up on this attempt: it is no longer in flight
                 conn.sendall(bytes([byte]))
         except OSError:

@@ -41,15 +41,24 @@ UPSERT_SQL = """
              method, path, body, headers, reversible, correlation_ids, error_code,
              error_message, event_count, first_failed_at, last_failed_at)
     ),
+    -- Each batch row looks its key up (LATERAL, and OFFSET 0 so it is not flattened into a
+    -- join the planner may turn around): with statistics that predate the tenant, the join
+    -- read the tenant's keys with the batch inside, once per key (5 to 22 s a batch).
     judged AS (
-        SELECT b.*, k.idempotency_key, k.succeeded_at, s.incident_id AS done_in,
+        SELECT b.*, k.idempotency_key, k.succeeded_at,
+               CASE WHEN k.succeeded_request_id IS NOT NULL THEN
+                   (SELECT s.incident_id FROM remediation_requests s
+                    WHERE s.id = k.succeeded_request_id) END AS done_in,
                CASE WHEN k.succeeded_at IS NULL OR NOT b.replayable THEN 'PENDING'
                     WHEN b.last_failed_at <= k.answered_until THEN 'SUCCEEDED'
                     ELSE 'FAILED' END AS status
         FROM batch b
-        JOIN request_keys k ON k.tenant_id = CAST($1 AS uuid) AND k.request_hash = b.request_hash
-        LEFT JOIN remediation_requests s
-          ON s.tenant_id = k.tenant_id AND s.id = k.succeeded_request_id
+        CROSS JOIN LATERAL (
+            SELECT k.idempotency_key, k.succeeded_at, k.answered_until, k.succeeded_request_id
+            FROM request_keys k
+            WHERE k.tenant_id = CAST($1 AS uuid) AND k.request_hash = b.request_hash
+            OFFSET 0
+        ) k
     )
     INSERT INTO remediation_requests AS r (
         tenant_id, incident_id, first_event_id, request_hash, idempotency_key, replayable,
@@ -122,25 +131,24 @@ EVIDENCE_SQL = """
         AS s(workflow_id, operation, correlation_id, occurred_at)
     ),
     -- Only the latest success counts (it proves every failure before it). The successes are
-    -- cut to one row per open incident they concern, carrying the latest success of its
-    -- operation (for a blip) and a map from correlation id to its latest success; each request
+    -- cut to one row per operation (one aggregate, joined to nothing), carrying its latest
+    -- success (for a blip) and a map from correlation id to its latest success; each request
     -- then looks its ids up in the map. Nothing joins the requests to the batch, so no plan
     -- (statistics predate a tenant's burst) can read one once per row of the other.
     open AS MATERIALIZED (
-        SELECT i.id, o.at AS latest, coalesce(c.ids, '{}') AS ids,
+        SELECT i.id, o.at AS latest, coalesce(o.ids, '{}') AS ids,
                i.status = 'NEW' AND now() <= i.created_at + make_interval(secs => $6) AS blip
-        FROM (SELECT workflow_id, operation, max(occurred_at) AS at
-              FROM s GROUP BY workflow_id, operation) o
+        FROM (
+            SELECT workflow_id, operation, max(at) AS at,
+                   jsonb_object_agg(correlation_id, at)
+                       FILTER (WHERE correlation_id IS NOT NULL) AS ids
+            FROM (SELECT workflow_id, operation, correlation_id, max(occurred_at) AS at
+                  FROM s GROUP BY workflow_id, operation, correlation_id) latest_by_id
+            GROUP BY workflow_id, operation
+        ) o
         JOIN incidents i
           ON i.tenant_id = CAST($1 AS uuid) AND i.workflow_id = o.workflow_id
          AND i.operation = o.operation AND i.status IN ('NEW', 'ANALYZING', 'ACTIONED')
-        LEFT JOIN (
-            SELECT workflow_id, operation, jsonb_object_agg(correlation_id, at) AS ids
-            FROM (SELECT workflow_id, operation, correlation_id, max(occurred_at) AS at
-                  FROM s WHERE correlation_id IS NOT NULL
-                  GROUP BY workflow_id, operation, correlation_id) latest_by_id
-            GROUP BY workflow_id, operation
-        ) c ON c.workflow_id = o.workflow_id AND c.operation = o.operation
     ),
     hit AS MATERIALIZED (
         SELECT r.id, p.at
