@@ -82,6 +82,8 @@ async def test_operators_can_use_the_temporal_cli_for_updates_and_queries(
     [change] = summary.incidents
     address = temporal_env.client.service_client.config.target_host
     workflow_id = f"incident-{change.incident_id}"
+    # The outbox's dispatcher starts the workflow after ingest answers: wait for it to exist.
+    await stack.wait_snapshot(change.incident_id, lambda snapshot: True, within=30)
     query = await asyncio.to_thread(
         _temporal, "workflow", "query", "--address", address,
         "--workflow-id", workflow_id, "--type", "snapshot", "--output", "json",
