@@ -5,13 +5,11 @@ from __future__ import annotations
 import re
 
 import httpx
-from rich.console import Console
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from awfdrs.client import AwfdrsClient
-from awfdrs.db.session import make_sessionmaker
-from awfdrs.devstack.demo import Demo
 from tests.support.console import Browserless
+from tests.support.demo import play_demo
 
 
 async def test_the_demo_over_http_settles_every_incident(
@@ -19,16 +17,8 @@ async def test_the_demo_over_http_settles_every_incident(
     committed_sessions: async_sessionmaker[AsyncSession],
     owner_engine: AsyncEngine,
 ) -> None:
-    client, url = demo_stack
-    console = Console(record=True, width=400)
-    demo = Demo(
-        client, committed_sessions, make_sessionmaker(owner_engine), None, console, api_url=url
-    )
-    try:
-        assert await demo.play()
-    finally:
-        demo.close()
-    text = console.export_text()
+    _, url = demo_stack
+    demo, text = await play_demo(demo_stack, committed_sessions, owner_engine, None)
     assert f"API {url}" in text
     assert "ingest key" in text
     assert "2 duplicate" in text

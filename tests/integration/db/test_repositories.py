@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -26,19 +25,6 @@ from awfdrs.enums import ActionStatus, ActionType, CircuitState, IncidentStatus,
 from awfdrs.errors import ConflictError, NotFoundError
 from awfdrs.intake import FailureGroup
 from tests.support.factories import TenantRef, admin_sessions, make_incident, make_tenant, new_event
-
-
-@pytest.fixture
-async def tenant(sessions: async_sessionmaker[AsyncSession]) -> TenantRef:
-    return await make_tenant(sessions)
-
-
-@pytest.fixture
-async def session(
-    sessions: async_sessionmaker[AsyncSession], tenant: TenantRef
-) -> AsyncIterator[AsyncSession]:
-    async with tenant_session(sessions, tenant.id) as session:
-        yield session
 
 
 def _group(

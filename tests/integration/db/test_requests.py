@@ -3,32 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from awfdrs.db.repositories import EventRepository, IncidentRepository, RequestRepository
-from awfdrs.db.session import tenant_session
 from awfdrs.enums import IncidentStatus, Phase, RequestStatus
 from awfdrs.intake import Evidence, FailedRequest, request_key
-from tests.support.factories import TenantRef, make_incident, make_tenant, new_event
-
-
-@pytest.fixture
-async def tenant(sessions: async_sessionmaker[AsyncSession]) -> TenantRef:
-    return await make_tenant(sessions)
-
-
-@pytest.fixture
-async def session(
-    sessions: async_sessionmaker[AsyncSession], tenant: TenantRef
-) -> AsyncIterator[AsyncSession]:
-    async with tenant_session(sessions, tenant.id) as session:
-        yield session
+from tests.support.factories import TenantRef, make_incident, new_event
 
 
 def failed(

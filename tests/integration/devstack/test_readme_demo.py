@@ -14,12 +14,10 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from rich.console import Console
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from awfdrs.client import AwfdrsClient
-from awfdrs.db.session import make_sessionmaker
-from awfdrs.devstack.demo import Demo
+from tests.support.demo import play_demo
 
 README = Path(__file__).resolve().parents[3] / "README.md"
 BEGIN, END = "<!-- demo:begin -->", "<!-- demo:end -->"
@@ -91,16 +89,8 @@ async def test_the_readme_transcript_is_what_the_demo_prints(
     committed_sessions: async_sessionmaker[AsyncSession],
     owner_engine: AsyncEngine,
 ) -> None:
-    client, url = demo_stack
-    console = Console(record=True, width=400)
-    demo = Demo(
-        client, committed_sessions, make_sessionmaker(owner_engine), UI, console, api_url=url
-    )
-    try:
-        assert await demo.play()
-    finally:
-        demo.close()
-    lines = mask(console.export_text())
+    demo, text = await play_demo(demo_stack, committed_sessions, owner_engine, UI)
+    lines = mask(text)
     # The README's narrative, checked against the vendor's own request log: three payments,
     # each sent twice (a 503, then a 200), each executed once; the two invoices paged.
     executed = demo.vendor.executions()
